@@ -1,0 +1,214 @@
+import type pg from 'pg';
+import {
+  DuplicateEventIdError,
+  WrongExpectedVersionError,
+  type AppendOptions,
+  type AppendResult,
+  type EventData,
+  type EventStore,
+  type JsonObject,
+  type Position,
+  type ReadAllOptions,
+  type ReadAllPage,
+  type ReadStreamOptions,
+  type RecordedEvent,
+  type SubscribeToAllOptions,
+  type Subscription,
+} from '../port.js';
+import { pollingSubscription, Wakeup } from '../subscription.js';
+import { EVENT_STORE_DDL } from './schema.js';
+
+/** Serialises schema set-up between processes sharing a database. */
+const MIGRATION_LOCK = 0x45530000;
+
+export interface PostgresEventStoreOptions {
+  /** How often a live subscription looks for events appended by other processes. */
+  pollIntervalMs?: number;
+}
+
+interface PositionParts {
+  epoch: number;
+  txid: string;
+  seq: string;
+}
+
+const POSITION_PATTERN = /^(\d{6})\.(\d{20})\.(\d{19})$/;
+
+function toPosition(epoch: number, txid: string, seq: string | number): Position {
+  return `${String(epoch).padStart(6, '0')}.${txid.padStart(20, '0')}.${String(seq).padStart(19, '0')}` as Position;
+}
+
+function parsePosition(position: Position): PositionParts {
+  const match = POSITION_PATTERN.exec(position);
+  if (!match) throw new TypeError(`Not a position of this store: ${JSON.stringify(position)}`);
+  return { epoch: Number(match[1]), txid: BigInt(match[2]!).toString(), seq: BigInt(match[3]!).toString() };
+}
+
+interface EventRow {
+  epoch: number;
+  txid: string;
+  seq: string;
+  stream_id: string;
+  revision: string;
+  event_id: string;
+  type: string;
+  data: JsonObject | null;
+  metadata: JsonObject | null;
+  created: Date;
+  matched?: boolean;
+}
+
+function toRecorded(row: EventRow): RecordedEvent {
+  return {
+    id: row.event_id,
+    type: row.type,
+    streamId: row.stream_id,
+    revision: BigInt(row.revision),
+    position: toPosition(row.epoch, row.txid, row.seq),
+    data: row.data ?? {},
+    metadata: row.metadata ?? {},
+    created: row.created,
+  };
+}
+
+const EVENT_COLUMNS = 'epoch, txid::text AS txid, seq, stream_id, revision, event_id, type, data, metadata, created';
+
+/**
+ * The PostgreSQL adapter. The same SQL runs on a Postgres server (node-postgres pool) and on
+ * PGlite (its node-postgres adapter, a pool of one).
+ */
+export class PostgresEventStore implements EventStore {
+  private readonly wakeup = new Wakeup();
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly epoch: number,
+    private readonly pollIntervalMs: number,
+  ) {}
+
+  /** Creates the tables if needed and checks the epoch. The pool stays the caller's. */
+  static async open(pool: pg.Pool, options: PostgresEventStoreOptions = {}): Promise<PostgresEventStore> {
+    const client = await pool.connect();
+    let epoch: number;
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
+      await client.query(EVENT_STORE_DDL);
+      const { rows } = await client.query<{ epoch: number }>('SELECT es_check_epoch() AS epoch');
+      await client.query('COMMIT');
+      epoch = rows[0]!.epoch;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+    return new PostgresEventStore(pool, epoch, options.pollIntervalMs ?? 100);
+  }
+
+  async appendToStream(streamId: string, events: readonly EventData[], options: AppendOptions = {}): Promise<AppendResult> {
+    const expected = options.expectedRevision ?? 'any';
+    if (typeof expected === 'bigint' && expected < 0n) throw new RangeError('expectedRevision must not be negative');
+    const { rows } = await this.pool.query<{
+      status: 'ok' | 'conflict' | 'duplicate';
+      revision: string | null;
+      epoch: number | null;
+      txid: string | null;
+      seq: string | null;
+      created_stream: boolean;
+    }>('SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])', [
+      streamId,
+      String(expected),
+      events.map((e) => e.id),
+      events.map((e) => e.type),
+      events.map((e) => JSON.stringify(e.data)),
+      events.map((e) => JSON.stringify(e.metadata ?? {})),
+    ]).catch((error: unknown) => {
+      const pgError = error as { code?: string; constraint?: string };
+      if (pgError.code === '23505' && pgError.constraint === 'es_events_event_id') {
+        throw new DuplicateEventIdError(streamId, events.map((e) => e.id).join(', '));
+      }
+      throw error;
+    });
+    const row = rows[0]!;
+    const current = row.revision === null ? 'no_stream' : BigInt(row.revision);
+    if (row.status === 'conflict') throw new WrongExpectedVersionError(streamId, expected, current);
+    if (row.status === 'duplicate') throw new DuplicateEventIdError(streamId, events[0]!.id);
+    if (events.length > 0) this.wakeup.wake();
+    const position =
+      row.txid === null ? ((await this.headPosition()) ?? toPosition(this.epoch, '0', '0')) : toPosition(row.epoch!, row.txid, row.seq!);
+    return { nextExpectedRevision: BigInt(row.revision!), position, createdStream: row.created_stream };
+  }
+
+  async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
+    const direction = options.direction ?? 'forwards';
+    const maxCount = options.maxCount ?? Number.MAX_SAFE_INTEGER;
+    const from = options.fromRevision ?? (direction === 'forwards' ? 'start' : 'end');
+    if (maxCount <= 0) return [];
+    const forwards = direction === 'forwards';
+    const bound =
+      from === 'start' ? (forwards ? null : -1n) : from === 'end' ? (forwards ? Number.MAX_SAFE_INTEGER : null) : from;
+    if (bound === -1n) return [];
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM es_events
+        WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision ${forwards ? '>=' : '<='} $2::bigint)
+        ORDER BY revision ${forwards ? 'ASC' : 'DESC'} LIMIT $3`,
+      [streamId, bound === null ? null : String(bound), Math.min(maxCount, Number.MAX_SAFE_INTEGER)],
+    );
+    return rows.map(toRecorded);
+  }
+
+  async readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {
+    const maxCount = Math.max(1, options.maxCount ?? 1000);
+    const after = options.after === undefined ? { epoch: -1, txid: '0', seq: '0' } : parsePosition(options.after);
+    const categories = options.filter?.categories ?? null;
+    const eventTypes = options.filter?.eventTypes ?? null;
+    const filtered = categories !== null || eventTypes !== null;
+    // A filtered read looks at a bounded window past `after` and reports how far it looked,
+    // so a reader whose filter rarely matches still makes progress.
+    const scan = filtered ? Math.max(maxCount, 4096) : maxCount;
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT epoch, txid, seq, stream_id, revision, event_id, type, created, matched,
+              CASE WHEN matched THEN data END AS data, CASE WHEN matched THEN metadata END AS metadata
+         FROM (SELECT epoch, txid::text AS txid, seq, stream_id, revision, event_id, type, created, data, metadata,
+                      ($5::text[] IS NULL OR category = ANY ($5::text[]))
+                        AND ($6::text[] IS NULL OR type = ANY ($6::text[])) AS matched
+                 FROM es_events
+                WHERE (epoch, txid, seq) > ($1::integer, $2::xid8, $3::bigint)
+                  AND (epoch, txid) < ($7::integer, pg_snapshot_xmin(pg_current_snapshot()))
+                ORDER BY epoch, txid, seq
+                LIMIT $4) AS window_rows`,
+      [after.epoch, after.txid, after.seq, scan, categories, eventTypes, this.epoch],
+    );
+    const events: RecordedEvent[] = [];
+    let checkpoint = options.after;
+    let looked = 0;
+    for (const row of rows) {
+      looked += 1;
+      checkpoint = toPosition(row.epoch, row.txid, row.seq);
+      if (row.matched) {
+        events.push(toRecorded(row));
+        if (events.length === maxCount) break;
+      }
+    }
+    return { events, checkpoint, isEnd: rows.length < scan && looked === rows.length };
+  }
+
+  subscribeToAll(options: SubscribeToAllOptions = {}): Subscription {
+    return pollingSubscription(this, this.wakeup, this.pollIntervalMs, options);
+  }
+
+  async headPosition(): Promise<Position | undefined> {
+    const { rows } = await this.pool.query<{ epoch: number; txid: string; seq: string }>(
+      `SELECT epoch, txid::text AS txid, seq FROM es_events
+        WHERE (epoch, txid) < ($1::integer, pg_snapshot_xmin(pg_current_snapshot()))
+        ORDER BY epoch DESC, txid DESC, seq DESC LIMIT 1`,
+      [this.epoch],
+    );
+    const row = rows[0];
+    return row ? toPosition(row.epoch, row.txid, row.seq) : undefined;
+  }
+
+  async close(): Promise<void> {
+    this.wakeup.close();
+  }
+}
