@@ -31,6 +31,7 @@ export interface RecordedEvent {
 }
 
 export interface AppendResult {
+  /** The stream's revision after the append; -1n for an empty append to a missing stream. */
   nextExpectedRevision: bigint;
   position: Position;
   createdStream: boolean;
@@ -112,7 +113,10 @@ export class WrongExpectedVersionError extends Error {
   }
 }
 
-/** An event id that already belongs to another stream, or another place in this one. */
+/**
+ * An event id that already belongs to another stream. The PostgreSQL adapter keeps event ids
+ * unique across the store; EventStoreDB only checks them per stream, so it never throws this.
+ */
 export class DuplicateEventIdError extends Error {
   override readonly name = 'DuplicateEventIdError';
   constructor(readonly streamId: string, readonly eventId: string) {

@@ -146,8 +146,7 @@ export class PostgresEventStore implements EventStore {
     if (maxCount <= 0) return [];
     const forwards = direction === 'forwards';
     const bound =
-      from === 'start' ? (forwards ? null : -1n) : from === 'end' ? (forwards ? Number.MAX_SAFE_INTEGER : null) : from;
-    if (bound === -1n) return [];
+      from === 'start' ? (forwards ? null : 0n) : from === 'end' ? (forwards ? Number.MAX_SAFE_INTEGER : null) : from;
     const { rows } = await this.pool.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM es_events
         WHERE stream_id = $1 AND ($2::bigint IS NULL OR revision ${forwards ? '>=' : '<='} $2::bigint)

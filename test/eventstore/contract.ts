@@ -166,7 +166,8 @@ export function describeEventStoreContract(name: string, open: () => Promise<Con
         const result = await store.appendToStream(stream, [], { expectedRevision: 1n });
         expect(result.nextExpectedRevision).toBe(1n);
         expect(await store.readStream(stream)).toHaveLength(2);
-        await store.appendToStream(newStream(), [], { expectedRevision: 'any' });
+        const missing = await store.appendToStream(newStream(), [], { expectedRevision: 'any' });
+        expect(missing.nextExpectedRevision).toBe(-1n);
       });
       it.each<[string, (revision: bigint) => ExpectedRevision]>([
         ['an exact revision', (r) => r],
@@ -210,6 +211,11 @@ export function describeEventStoreContract(name: string, open: () => Promise<Con
         expect(fromEnd.map((e) => e.revision)).toEqual([9n, 8n, 7n]);
         const fromFive = await store.readStream(stream, { direction: 'backwards', fromRevision: 5n, maxCount: 2 });
         expect(fromFive.map((e) => e.revision)).toEqual([5n, 4n]);
+      });
+      it('reading backwards from the start returns the first event only', async () => {
+        const stream = await streamAt(3n);
+        const read = await store.readStream(stream, { direction: 'backwards', fromRevision: 'start' });
+        expect(read.map((e) => e.revision)).toEqual([0n]);
       });
       it('a missing stream reads as empty', async () => {
         expect(await store.readStream(newStream())).toEqual([]);
@@ -310,7 +316,7 @@ export function describeEventStoreContract(name: string, open: () => Promise<Con
         const start = await store.headPosition();
         const cat = category();
         const stream = streamIn(cat);
-        await store.appendToStream(stream, [event('s.before1'), event('s.before2')]);
+        await settle(store, (await store.appendToStream(stream, [event('s.before1'), event('s.before2')])).position);
         const subscription = store.subscribeToAll({ after: start, filter: { categories: [cat] } });
         const received = collect(subscription, (m) => eventsOf(m).length === 4);
         await new Promise((r) => setTimeout(r, 50));

@@ -1,0 +1,136 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  WrongExpectedVersionError,
+  type EventStore,
+  type JsonObject,
+  type Position,
+} from '../../eventstore/port.js';
+import type { Decider, DomainEvent } from '../domain/decider.js';
+import { AppError, notFound } from '../domain/errors.js';
+import type { Actor, EventMetadata, EventRegistry } from '../domain/registry.js';
+
+export interface Clock {
+  now(): Date;
+}
+
+export interface IdGenerator {
+  /** Time-ordered UUID (v7). */
+  newId(): string;
+}
+
+/** Who asks, on whose behalf, and why: becomes the metadata of every event written. */
+export interface CommandContext {
+  tenantId: string;
+  actor: Actor;
+  requestId?: string | null;
+  correlationId?: string;
+  causationId?: string | null;
+}
+
+export interface HandleOptions {
+  /** The revision the caller last saw (`If-Match`); a mismatch is a 412, never a retry. */
+  expectedRevision?: bigint;
+  /** Re-run decide on a fresh load after a conflict; only for commands that commute. */
+  retryOnConflict?: boolean;
+  /** The stream must not exist yet (creation commands). */
+  create?: boolean;
+}
+
+export interface HandleResult<State, Event extends DomainEvent> {
+  state: State;
+  events: Event[];
+  /** The stream's revision after the command; -1n when it still does not exist. */
+  revision: bigint;
+  /** Where the new events are in `$all`; undefined when the command changed nothing. */
+  position: Position | undefined;
+}
+
+export interface CommandDeps {
+  store: EventStore;
+  registry: EventRegistry;
+  clock: Clock;
+  ids: IdGenerator;
+}
+
+const MAX_ATTEMPTS = 20;
+
+/**
+ * The generic command handler: load the stream and fold it, decide, append at the loaded
+ * revision. A stream that belongs to another tenant is reported as not found.
+ */
+export async function handleCommand<Command, Event extends DomainEvent, State>(
+  deps: CommandDeps,
+  decider: Decider<Command, Event, State>,
+  streamId: string,
+  command: Command,
+  context: CommandContext,
+  options: HandleOptions = {},
+): Promise<HandleResult<State, Event>> {
+  for (let attempt = 1; ; attempt += 1) {
+    const { state, revision } = await loadAggregate(deps, decider, streamId, context.tenantId);
+    if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
+      throw new AppError('precondition_failed', `The resource is at revision ${revision}, not ${options.expectedRevision}`);
+    }
+    if (options.create && revision >= 0n) throw new AppError('conflict', 'This resource already exists');
+    const now = deps.clock.now();
+    const events = decider.decide(command, state, { now, newId: () => deps.ids.newId() });
+    if (events.length === 0) return { state, events, revision, position: undefined };
+
+    const metadata = eventMetadata(context, now);
+    try {
+      const result = await deps.store.appendToStream(
+        streamId,
+        events.map((event) => ({
+          id: deps.ids.newId(),
+          type: event.type,
+          data: deps.registry.toJson(event),
+          metadata: { ...metadata, schema_version: deps.registry.versionOf(event.type) } as unknown as JsonObject,
+        })),
+        { expectedRevision: revision < 0n ? 'no_stream' : revision },
+      );
+      return {
+        state: events.reduce(decider.evolve, state),
+        events,
+        revision: result.nextExpectedRevision,
+        position: result.position,
+      };
+    } catch (error) {
+      if (!(error instanceof WrongExpectedVersionError)) throw error;
+      if (options.create) throw new AppError('conflict', 'This resource already exists');
+      if (!options.retryOnConflict || options.expectedRevision !== undefined || attempt >= MAX_ATTEMPTS) {
+        throw new AppError('conflict', 'The resource was changed concurrently; read it again and retry');
+      }
+      // Jittered back-off, so a crowd of writers on one stream does not collide in lockstep.
+      await sleep(Math.random() * 2 * attempt);
+    }
+  }
+}
+
+export async function loadAggregate<Command, Event extends DomainEvent, State>(
+  deps: Pick<CommandDeps, 'store' | 'registry'>,
+  decider: Decider<Command, Event, State>,
+  streamId: string,
+  tenantId: string,
+): Promise<{ state: State; revision: bigint }> {
+  const recorded = await deps.store.readStream(streamId);
+  let state = decider.initialState();
+  let revision = -1n;
+  for (const event of recorded) {
+    const stored = deps.registry.decode<Event>(event);
+    if (stored.metadata.tenant_id !== tenantId) throw notFound('Resource');
+    state = decider.evolve(state, stored.event);
+    revision = event.revision;
+  }
+  return { state, revision };
+}
+
+export function eventMetadata(context: CommandContext, now: Date): Omit<EventMetadata, 'schema_version'> {
+  return {
+    tenant_id: context.tenantId,
+    actor: context.actor,
+    correlation_id: context.correlationId ?? context.requestId ?? context.causationId ?? 'uncorrelated',
+    causation_id: context.causationId ?? null,
+    request_id: context.requestId ?? null,
+    occurred_at: now.toISOString(),
+  };
+}

@@ -1,0 +1,190 @@
+import { sql, type Insertable, type Selectable, type Transaction } from 'kysely';
+import { ALERT_CATEGORY, type AlertEvent } from '../domain/alert.js';
+import type { StoredEvent } from '../domain/registry.js';
+import { SEVERITY_RANK } from '../domain/values.js';
+import type { Projection } from './projection.js';
+
+export interface AlertRow {
+  id: string;
+  tenant_id: string;
+  source: string;
+  source_ref: string;
+  title: string;
+  description: string;
+  severity: string;
+  severity_rank: number;
+  status: string;
+  assignee: string | null;
+  tags: string[];
+  techniques: string[];
+  entities: { type: string; value: string }[];
+  entity_values: string[];
+  rule: string | null;
+  correlation_key: string | null;
+  raw: Record<string, unknown>;
+  occurrences: number;
+  occurred_at: Date;
+  first_seen: Date;
+  last_seen: Date;
+  created_at: Date;
+  updated_at: Date;
+  revision: string;
+}
+
+export interface AlertsTables {
+  alerts: AlertRow;
+}
+
+const COLUMNS = [
+  'id', 'tenant_id', 'source', 'source_ref', 'title', 'description', 'severity', 'severity_rank', 'status',
+  'assignee', 'tags', 'techniques', 'entities', 'entity_values', 'rule', 'correlation_key', 'raw', 'occurrences',
+  'occurred_at', 'first_seen', 'last_seen', 'created_at', 'updated_at', 'revision',
+] as const satisfies readonly (keyof AlertRow)[];
+
+const alertIdOf = (streamId: string) => streamId.slice(ALERT_CATEGORY.length + 1);
+
+function mergeUnique<T>(existing: T[], more: T[], key: (t: T) => string): T[] {
+  const seen = new Set(existing.map(key));
+  return [...existing, ...more.filter((t) => !seen.has(key(t)) && seen.add(key(t)))];
+}
+
+/** Folds one event into the alert's row; a deleted alert has no row. */
+function evolveRow(row: AlertRow | undefined, stored: StoredEvent<AlertEvent>): AlertRow | undefined {
+  const { event, recorded, metadata } = stored;
+  const at = new Date(metadata.occurred_at);
+  const touched = (next: AlertRow): AlertRow => ({ ...next, updated_at: at, revision: String(recorded.revision) });
+  if (event.type === 'alert.ingested') {
+    const d = event.data;
+    return touched({
+      id: d.alert_id,
+      tenant_id: metadata.tenant_id,
+      source: d.source,
+      source_ref: d.source_ref,
+      title: d.title,
+      description: d.description,
+      severity: d.severity,
+      severity_rank: SEVERITY_RANK[d.severity],
+      status: 'new',
+      assignee: null,
+      tags: [],
+      techniques: d.techniques,
+      entities: d.entities,
+      entity_values: d.entities.map((e) => e.value.toLowerCase()),
+      rule: d.rule,
+      correlation_key: d.correlation_key,
+      raw: d.raw,
+      occurrences: 1,
+      occurred_at: new Date(d.occurred_at),
+      first_seen: at,
+      last_seen: at,
+      created_at: at,
+      updated_at: at,
+      revision: '0',
+    });
+  }
+  if (!row) return undefined;
+  switch (event.type) {
+    case 'alert.occurrence_recorded': {
+      const entities = mergeUnique(row.entities, event.data.entities, (e) => `${e.type}:${e.value}`);
+      return touched({
+        ...row,
+        occurrences: row.occurrences + 1,
+        last_seen: new Date(event.data.seen_at),
+        entities,
+        entity_values: entities.map((e) => e.value.toLowerCase()),
+        techniques: mergeUnique(row.techniques, event.data.techniques, (t) => t),
+      });
+    }
+    case 'alert.status_changed':
+      return touched({ ...row, status: event.data.to });
+    case 'alert.severity_changed':
+      return touched({ ...row, severity: event.data.to, severity_rank: SEVERITY_RANK[event.data.to] });
+    case 'alert.tags_changed':
+      return touched({ ...row, tags: event.data.tags });
+    case 'alert.assigned':
+      return touched({ ...row, assignee: event.data.assignee });
+    case 'alert.deleted':
+      return undefined;
+  }
+}
+
+/** PostgreSQL caps a statement at 65,535 parameters. */
+const UPSERT_CHUNK = Math.floor(60_000 / COLUMNS.length);
+
+export const alertsProjection: Projection<AlertsTables> = {
+  name: 'alerts',
+  filter: { categories: [ALERT_CATEGORY] },
+  tables: ['alerts'],
+  createTables: (t) => /* sql */ `
+    CREATE TABLE ${t('alerts')} (
+      id uuid PRIMARY KEY,
+      tenant_id text NOT NULL,
+      source text NOT NULL,
+      source_ref text NOT NULL,
+      title text NOT NULL,
+      description text NOT NULL,
+      severity text NOT NULL,
+      severity_rank smallint NOT NULL,
+      status text NOT NULL,
+      assignee text,
+      tags text[] NOT NULL,
+      techniques text[] NOT NULL,
+      entities jsonb NOT NULL,
+      entity_values text[] NOT NULL,
+      rule text,
+      correlation_key text,
+      raw jsonb NOT NULL,
+      occurrences integer NOT NULL,
+      occurred_at timestamptz NOT NULL,
+      first_seen timestamptz NOT NULL,
+      last_seen timestamptz NOT NULL,
+      created_at timestamptz NOT NULL,
+      updated_at timestamptz NOT NULL,
+      revision bigint NOT NULL
+    );
+    CREATE INDEX ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC);
+    CREATE INDEX ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC);
+    CREATE INDEX ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC);
+    CREATE INDEX ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC)
+      WHERE correlation_key IS NOT NULL;
+  `,
+  async apply(trx, events) {
+    const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))];
+    const existing = await trx.selectFrom('alerts').selectAll().where('id', 'in', ids).execute();
+    const rows = new Map<string, AlertRow | undefined>(existing.map((row) => [row.id, row as AlertRow]));
+    const touched = new Set<string>();
+    for (const stored of events as StoredEvent<AlertEvent>[]) {
+      const id = alertIdOf(stored.recorded.streamId);
+      rows.set(id, evolveRow(rows.get(id), stored));
+      touched.add(id);
+    }
+    const upserts = [...touched].flatMap((id) => {
+      const row = rows.get(id);
+      return row ? [row] : [];
+    });
+    const removed = [...touched].filter((id) => rows.get(id) === undefined);
+    for (let i = 0; i < upserts.length; i += UPSERT_CHUNK) {
+      await upsertAlerts(trx, upserts.slice(i, i + UPSERT_CHUNK));
+    }
+    if (removed.length > 0) await trx.deleteFrom('alerts').where('id', 'in', removed).execute();
+  },
+};
+
+async function upsertAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[]): Promise<void> {
+  const values = rows.map(
+    (row): Insertable<AlertRow> => ({
+      ...row,
+      entities: JSON.stringify(row.entities) as unknown as AlertRow['entities'],
+      raw: JSON.stringify(row.raw) as unknown as AlertRow['raw'],
+    }),
+  );
+  await trx
+    .insertInto('alerts')
+    .values(values)
+    .onConflict((oc) =>
+      oc.column('id').doUpdateSet(Object.fromEntries(COLUMNS.filter((c) => c !== 'id').map((c) => [c, sql.ref(`excluded.${c}`)]))),
+    )
+    .execute();
+}
+
+export type AlertRecord = Selectable<AlertRow>;

@@ -1,0 +1,316 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { sql, type Kysely } from 'kysely';
+import type { Position } from '../../eventstore/port.js';
+import { AppError } from '../domain/errors.js';
+import { CATALOG_DDL, positionAtLeast, withDdlLock } from './catalog.js';
+import { physicalTable, type Projection } from './projection.js';
+import { ProjectionRunner, type RunnerDeps, type RunnerOptions } from './runner.js';
+import type { Tables } from './tables.js';
+
+export interface ProjectionStatus {
+  name: string;
+  version: number;
+  status: 'building' | 'live' | 'retired';
+  position: string | null;
+  events_applied: number;
+  lease_owner: string | null;
+  lease_until: Date | null;
+  error: string | null;
+  /** Whether this process runs it and has reached the head at least once. */
+  local: { running: boolean; caught_up: boolean } | null;
+}
+
+export interface RebuildProgress {
+  phase: 'building' | 'switching' | 'done';
+  version: number;
+  applied: number;
+  /** The live version's count: what the new version is expected to reach. */
+  expected: number | null;
+}
+
+export interface DaemonOptions extends RunnerOptions {
+  /** How often to look for versions another process created (a rebuild run from the CLI). */
+  catalogPollMs?: number;
+  /** Run the live and building versions in this process (false for a one-off CLI process). */
+  runAll?: boolean;
+}
+
+const key = (name: string, version: number) => `${name}@${version}`;
+
+/**
+ * Runs every projection's current versions, answers "has the read model passed this
+ * position?" for read-your-writes, and rebuilds a projection beside its live version.
+ */
+export class ProjectionDaemon {
+  private readonly runners = new Map<string, ProjectionRunner>();
+  private readonly byName: Map<string, Projection>;
+  private catalogTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly deps: RunnerDeps,
+    readonly projections: readonly Projection[],
+    private readonly options: DaemonOptions = {},
+  ) {
+    this.byName = new Map(projections.map((p) => [p.name, p]));
+  }
+
+  private get db(): Kysely<Tables> {
+    return this.deps.db;
+  }
+
+  /** Creates the catalog and version 1 of any projection seen for the first time. */
+  async initialize(): Promise<void> {
+    await withDdlLock(this.db, async (trx) => {
+      await sql.raw(CATALOG_DDL).execute(trx);
+      for (const projection of this.projections) {
+        const existing = await trx.selectFrom('projections').select('version').where('name', '=', projection.name).executeTakeFirst();
+        if (existing) continue;
+        await sql.raw(projection.createTables((t) => physicalTable(t, 1))).execute(trx);
+        await trx.insertInto('projections').values({ name: projection.name, version: 1, status: 'live', activated_at: new Date() }).execute();
+        await pointViewsAt(trx, projection, 1);
+      }
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.initialize();
+    if (this.options.runAll === false) return;
+    await this.syncWithCatalog();
+    const poll = this.options.catalogPollMs ?? 2000;
+    this.catalogTimer = setInterval(() => void this.syncWithCatalog().catch(() => undefined), poll);
+    this.catalogTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.catalogTimer);
+    await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    this.runners.clear();
+  }
+
+  /** Starts a runner for every live or building version this process does not run yet. */
+  private async syncWithCatalog(): Promise<void> {
+    if (this.stopped) return;
+    const rows = await this.db.selectFrom('projections').select(['name', 'version']).where('status', '!=', 'retired').execute();
+    for (const row of rows) {
+      const projection = this.byName.get(row.name);
+      if (projection) this.runnerFor(projection, row.version);
+    }
+    for (const [k, runner] of this.runners) {
+      if (runner.isRetired) this.runners.delete(k);
+    }
+  }
+
+  private runnerFor(projection: Projection, version: number): ProjectionRunner {
+    const k = key(projection.name, version);
+    let runner = this.runners.get(k);
+    if (!runner || runner.isRetired) {
+      runner = new ProjectionRunner(this.deps, projection, version, this.options);
+      runner.on('error', () => undefined);
+      runner.once('retired', () => this.runners.delete(k));
+      this.runners.set(k, runner);
+      runner.start();
+    }
+    return runner;
+  }
+
+  /** Local runners, for metrics. */
+  localRunners(): ProjectionRunner[] {
+    return [...this.runners.values()];
+  }
+
+  /** Ready when every live version run here has reached the head at least once. */
+  isCaughtUp(): boolean {
+    const live = [...this.runners.values()].filter((r) => !r.isRetired);
+    return this.projections.every((p) => live.some((r) => r.name === p.name && r.caughtUp));
+  }
+
+  /**
+   * Waits until the live version of each named projection has passed `position`, so that a
+   * client reads its own write. Bounded: a 503 when the read models lag too far behind.
+   */
+  async waitFor(position: Position | undefined, names: readonly string[] = [...this.byName.keys()], timeoutMs = 5000): Promise<void> {
+    if (position === undefined) return;
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
+      const rows = await this.db
+        .selectFrom('projections')
+        .select(['name', 'position'])
+        .where('status', '=', 'live')
+        .where('name', 'in', [...names])
+        .execute();
+      if (rows.length === names.length && rows.every((r) => positionAtLeast(r.position, position))) return;
+      if (Date.now() >= deadline) {
+        throw new AppError('unavailable', 'The read models have not caught up with this write yet; retry shortly', { retryAfterSeconds: 1 });
+      }
+      await this.nextCheckpoint(delay);
+    }
+  }
+
+  /** Resolves on the next local checkpoint, or after `ms` (another process may run it). */
+  private nextCheckpoint(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const runners = [...this.runners.values()];
+      const done = () => {
+        clearTimeout(timer);
+        for (const r of runners) r.off('checkpoint', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      for (const r of runners) r.once('checkpoint', done);
+    });
+  }
+
+  async status(): Promise<ProjectionStatus[]> {
+    const rows = await this.db.selectFrom('projections').selectAll().orderBy('name').orderBy('version').execute();
+    return rows.map((row) => {
+      const runner = this.runners.get(key(row.name, row.version));
+      return {
+        name: row.name,
+        version: row.version,
+        status: row.status,
+        position: row.position,
+        events_applied: Number(row.events_applied),
+        lease_owner: row.lease_owner,
+        lease_until: row.lease_until,
+        error: row.error,
+        local: runner ? { running: !runner.isRetired, caught_up: runner.caughtUp } : null,
+      };
+    });
+  }
+
+  projection(name: string): Projection {
+    const projection = this.byName.get(name);
+    if (!projection) throw new AppError('not_found', `No projection named ${name}; known: ${[...this.byName.keys()].join(', ')}`);
+    return projection;
+  }
+
+  /**
+   * Creates the next version of a projection (or takes over a build another process left
+   * unfinished) and runs it from the start of the log beside the live version.
+   */
+  async build(name: string): Promise<ProjectionRunner> {
+    const projection = this.projection(name);
+    const version = await withDdlLock(this.db, async (trx) => {
+      const building = await trx
+        .selectFrom('projections')
+        .select('version')
+        .where('name', '=', name)
+        .where('status', '=', 'building')
+        .executeTakeFirst();
+      if (building) return building.version;
+      const { max } = await trx
+        .selectFrom('projections')
+        .select((eb) => eb.fn.max('version').as('max'))
+        .where('name', '=', name)
+        .executeTakeFirstOrThrow();
+      const next = (max ?? 0) + 1;
+      for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, next)}`).execute(trx);
+      await sql.raw(projection.createTables((t) => physicalTable(t, next))).execute(trx);
+      await trx.insertInto('projections').values({ name, version: next, status: 'building' }).execute();
+      return next;
+    });
+    return this.runnerFor(projection, version);
+  }
+
+  /**
+   * Makes a caught-up building version live: in one transaction, with the live version's
+   * checkpoint row locked (its runner cannot commit meanwhile), and only if the new version
+   * has got at least as far. Readers move with the views. Returns false if it is behind.
+   */
+  async switchToBuilt(name: string): Promise<boolean> {
+    const projection = this.projection(name);
+    const retired = await this.db.transaction().execute(async (trx) => {
+      const rows = await trx
+        .selectFrom('projections')
+        .select(['version', 'status', 'position'])
+        .where('name', '=', name)
+        .where('status', 'in', ['live', 'building'])
+        .orderBy('version')
+        .forUpdate()
+        .execute();
+      const live = rows.find((r) => r.status === 'live');
+      const building = rows.find((r) => r.status === 'building');
+      if (!building) throw new AppError('conflict', `${name} has no version being built`);
+      if (live && !positionAtLeast(building.position, live.position)) return null;
+      if (live) {
+        await trx.updateTable('projections').set({ status: 'retired', lease_owner: null }).where('name', '=', name).where('version', '=', live.version).execute();
+      }
+      await trx
+        .updateTable('projections')
+        .set({ status: 'live', activated_at: new Date() })
+        .where('name', '=', name)
+        .where('version', '=', building.version)
+        .execute();
+      await pointViewsAt(trx, projection, building.version);
+      return live?.version ?? 0;
+    });
+    if (retired === null) return false;
+    if (retired > 0) await this.dropVersion(projection, retired);
+    return true;
+  }
+
+  /** Builds the next version and switches to it once it has caught up; reports progress. */
+  async rebuild(name: string, onProgress: (progress: RebuildProgress) => void = () => undefined): Promise<RebuildProgress> {
+    const runner = await this.build(name);
+    const expectedOf = async () => {
+      const live = await this.db
+        .selectFrom('projections')
+        .select('events_applied')
+        .where('name', '=', name)
+        .where('status', '=', 'live')
+        .executeTakeFirst();
+      return live ? Number(live.events_applied) : null;
+    };
+    const report = async (phase: RebuildProgress['phase']): Promise<RebuildProgress> => {
+      const row = await this.db
+        .selectFrom('projections')
+        .select('events_applied')
+        .where('name', '=', name)
+        .where('version', '=', runner.version)
+        .executeTakeFirst();
+      const progress = { phase, version: runner.version, applied: Number(row?.events_applied ?? 0), expected: await expectedOf() };
+      onProgress(progress);
+      return progress;
+    };
+    for (;;) {
+      // Whoever holds its lease (this process or a server's daemon) builds it; the switch
+      // itself checks positions under lock, so it is safe to try whenever it looks close.
+      const positions = await this.db
+        .selectFrom('projections')
+        .select(['status', 'position'])
+        .where('name', '=', name)
+        .where('status', 'in', ['live', 'building'])
+        .execute();
+      const live = positions.find((p) => p.status === 'live');
+      const building = positions.find((p) => p.status === 'building');
+      if (!building) throw new AppError('conflict', `Version ${runner.version} of ${name} was retired or switched by another process`);
+      if (!live || positionAtLeast(building.position, live.position)) {
+        await report('switching');
+        if (await this.switchToBuilt(name)) return report('done');
+        await sleep(20);
+        continue;
+      }
+      await report('building');
+      if (runner.lastError) throw new Error(`Rebuild of ${name} failed: ${runner.lastError}`);
+      await sleep(200);
+    }
+  }
+
+  private async dropVersion(projection: Projection, version: number): Promise<void> {
+    // The retired runner's next commit fails its compare-and-swap before touching these tables.
+    const runner = this.runners.get(key(projection.name, version));
+    await runner?.stop();
+    this.runners.delete(key(projection.name, version));
+    await withDdlLock(this.db, async (trx) => {
+      for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, version)}`).execute(trx);
+    });
+  }
+}
+
+async function pointViewsAt(trx: Kysely<any>, projection: Projection, version: number): Promise<void> {
+  for (const table of projection.tables) {
+    await sql.raw(`DROP VIEW IF EXISTS ${table}; CREATE VIEW ${table} AS SELECT * FROM ${physicalTable(table, version)}`).execute(trx);
+  }
+}

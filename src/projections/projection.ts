@@ -1,0 +1,64 @@
+import {
+  OperationNodeTransformer,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type TableNode,
+  type Transaction,
+  type UnknownRow,
+} from 'kysely';
+import type { EventFilter } from '../../eventstore/port.js';
+import type { StoredEvent } from '../domain/registry.js';
+
+/**
+ * A read model fed from `$all`. Its tables exist once per version (`alerts_v3`); readers query
+ * a view with the logical name (`alerts`) that points at the live version, so a rebuild can
+ * build version n + 1 beside version n and switch readers in one transaction.
+ */
+export interface Projection<DB = any> {
+  name: string;
+  filter: EventFilter;
+  /** Logical names of the tables this projection owns. */
+  tables: readonly string[];
+  /** DDL for one version; `table(logical)` is that version's physical name. */
+  createTables(table: (logical: string) => string): string;
+  /** Applies a batch in the runner's transaction; the names it uses are the logical ones. */
+  apply(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
+}
+
+export const physicalTable = (logical: string, version: number) => `${logical}_v${version}`;
+
+class RenameTables extends OperationNodeTransformer {
+  constructor(private readonly names: ReadonlyMap<string, string>) {
+    super();
+  }
+
+  protected override transformTable(node: TableNode): TableNode {
+    const transformed = super.transformTable(node);
+    const physical = this.names.get(transformed.table.identifier.name);
+    if (!physical || transformed.table.schema) return transformed;
+    return {
+      ...transformed,
+      table: { ...transformed.table, identifier: { ...transformed.table.identifier, name: physical } },
+    };
+  }
+}
+
+/** Points a projection's queries at one version's tables. */
+export class VersionedTables implements KyselyPlugin {
+  private readonly transformer: RenameTables;
+
+  constructor(projection: Pick<Projection, 'tables'>, version: number) {
+    this.transformer = new RenameTables(new Map(projection.tables.map((t) => [t, physicalTable(t, version)])));
+  }
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    return this.transformer.transformNode(args.node, args.queryId);
+  }
+
+  async transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result;
+  }
+}

@@ -1,0 +1,96 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Gauge } from 'prom-client';
+import { EventStoreDBEventStore } from '../eventstore/esdb/store.js';
+import type { EventStore } from '../eventstore/port.js';
+import { PostgresEventStore } from '../eventstore/postgres/store.js';
+import type { CommandDeps } from './commands/handler.js';
+import type { Config } from './config.js';
+import { eventRegistry } from './domain/index.js';
+import { systemClock, uuidV7Ids } from './lib/clock.js';
+import { openDatabase, type Database } from './lib/database.js';
+import { instrumentStore } from './lib/instrumented-store.js';
+import type { Logger } from './lib/logger.js';
+import { Metrics } from './lib/metrics.js';
+import { alertsProjection } from './projections/alerts.js';
+import { casesProjection } from './projections/cases.js';
+import { ProjectionDaemon } from './projections/daemon.js';
+import type { Projection } from './projections/projection.js';
+
+export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection];
+
+export interface Runtime {
+  config: Config;
+  logger: Logger;
+  database: Database;
+  store: EventStore;
+  metrics: Metrics;
+  daemon: ProjectionDaemon;
+  commands: CommandDeps;
+  close(): Promise<void>;
+}
+
+export interface RuntimeOptions {
+  /** Run the projections here (the server); a one-off CLI process leaves them to the server. */
+  runProjections: boolean;
+}
+
+/**
+ * The composition root: the same wiring on the embedded default (PGlite under the data
+ * directory) and on servers (DATABASE_URL, EVENTSTORE_URL).
+ */
+export async function openRuntime(config: Config, logger: Logger, options: RuntimeOptions): Promise<Runtime> {
+  const database = await openDatabase(
+    config.DATABASE_URL
+      ? { kind: 'server', url: config.DATABASE_URL, schema: config.AISOC_DB_SCHEMA }
+      : { kind: 'embedded', dataDir: join(config.dataDir, 'pglite') },
+  );
+  const metrics = new Metrics();
+  let rawStore: EventStore;
+  try {
+    rawStore = config.EVENTSTORE_URL
+      ? new EventStoreDBEventStore(config.EVENTSTORE_URL)
+      : await PostgresEventStore.open(database.pool, { pollIntervalMs: config.AISOC_POLL_INTERVAL_MS });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  const store = instrumentStore(rawStore, metrics);
+  const daemon = new ProjectionDaemon(
+    { db: database.db, store, registry: eventRegistry, logger, owner: `${hostname()}:${process.pid}` },
+    READ_MODELS,
+    { runAll: options.runProjections },
+  );
+  await daemon.start();
+  metrics.watchProjections(daemon);
+  if (!database.embedded) watchOldestTransaction(metrics, database);
+  return {
+    config,
+    logger,
+    database,
+    store,
+    metrics,
+    daemon,
+    commands: { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids },
+    async close() {
+      await daemon.stop();
+      await store.close();
+      await database.close();
+    },
+  };
+}
+
+/** A long-open writing transaction holds every reader's horizon back: make it visible. */
+function watchOldestTransaction(metrics: Metrics, database: Database): void {
+  new Gauge({
+    name: 'aisoc_postgres_oldest_transaction_seconds',
+    help: 'Age of the oldest transaction holding a transaction id (it holds back projections)',
+    registers: [metrics.registry],
+    async collect() {
+      const { rows } = await database.pool.query<{ age: number | null }>(
+        'SELECT extract(epoch FROM now() - min(xact_start))::float8 AS age FROM pg_stat_activity WHERE backend_xid IS NOT NULL',
+      );
+      this.set(rows[0]?.age ?? 0);
+    },
+  });
+}
