@@ -5,6 +5,27 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Tables } from '../projections/tables.js';
 
+/**
+ * PGlite runs in this thread and settles query promises as microtasks: a loop that keeps the
+ * database busy (a rebuild, a writer) would never let timers or sockets run. Handing each
+ * result back on the next turn of the event loop keeps the process responsive.
+ */
+class YieldingClient extends pg.Client {
+  override query(...args: unknown[]): any {
+    const last = args.at(-1);
+    if (typeof last === 'function') {
+      args[args.length - 1] = (...results: unknown[]) => setImmediate(() => (last as (...r: unknown[]) => void)(...results));
+      return (super.query as (...a: unknown[]) => unknown)(...args);
+    }
+    const result = (super.query as (...a: unknown[]) => unknown)(...args);
+    if (!(result instanceof Promise)) return result;
+    return result.then(
+      (value) => new Promise((resolve) => setImmediate(resolve, value)),
+      (error: unknown) => new Promise((_, reject) => setImmediate(reject, error)),
+    );
+  }
+}
+
 export interface Database {
   pool: pg.Pool;
   db: Kysely<Tables>;
@@ -38,7 +59,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   }
   await mkdir(config.dataDir, { recursive: true });
   const pglite = await PGlite.create(config.dataDir);
-  const pool = new pg.Pool(createPgConfig(pglite));
+  const pool = new pg.Pool({ ...createPgConfig(pglite), Client: YieldingClient });
   return {
     pool,
     db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }),

@@ -270,7 +270,8 @@ export class ProjectionDaemon {
         .where('name', '=', name)
         .where('version', '=', runner.version)
         .executeTakeFirst();
-      const progress = { phase, version: runner.version, applied: Number(row?.events_applied ?? 0), expected: await expectedOf() };
+      const applied = Number(row?.events_applied ?? 0);
+      const progress = { phase, version: runner.version, applied, expected: phase === 'done' ? applied : await expectedOf() };
       onProgress(progress);
       return progress;
     };

@@ -43,6 +43,8 @@ export class ProjectionRunner extends EventEmitter {
   lastEventAt: Date | undefined;
   lastError: string | undefined;
   eventsApplied = 0;
+  /** Consecutive failed batches, for back-off; a commit resets it. */
+  private failures = 0;
   private stopped = false;
   private retired = false;
   private running: Promise<void> | undefined;
@@ -93,7 +95,6 @@ export class ProjectionRunner extends EventEmitter {
   }
 
   private async loop(): Promise<void> {
-    let backoffMs = 100;
     while (!this.stopped && !this.retired) {
       try {
         const claimed = await this.claim();
@@ -107,7 +108,6 @@ export class ProjectionRunner extends EventEmitter {
           continue;
         }
         await this.consume((claimed.position ?? undefined) as Position | undefined);
-        backoffMs = 100;
       } catch (error) {
         if (this.stopped) return;
         if (error instanceof LeaseLost) continue;
@@ -115,8 +115,8 @@ export class ProjectionRunner extends EventEmitter {
         this.deps.logger.error({ err: error, projection: this.name, version: this.version }, 'projection batch failed');
         this.emit('error', error);
         await this.recordError(this.lastError);
-        await sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, 30_000);
+        this.failures += 1;
+        await sleep(Math.min(50 * 2 ** this.failures, 30_000));
       }
     }
   }
@@ -249,6 +249,7 @@ export class ProjectionRunner extends EventEmitter {
       if (batch.length > 0) await this.projection.apply(trx.withPlugin(this.tables), batch);
     });
     this.lastError = undefined;
+    this.failures = 0;
   }
 
   private async recordError(message: string): Promise<void> {

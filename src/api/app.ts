@@ -1,0 +1,63 @@
+import { readFileSync } from 'node:fs';
+import express from 'express';
+import * as OpenApiValidator from 'express-openapi-validator';
+import { pinoHttp } from 'pino-http';
+import swaggerUi from 'swagger-ui-express';
+import YAML from 'yaml';
+import type { Runtime } from '../runtime.js';
+import { healthRouter } from './health.js';
+import { problemHandler, sendProblem } from './problems.js';
+import { requestId } from './request-id.js';
+
+export const OPENAPI_PATH = new URL('../../docs/openapi.yaml', import.meta.url);
+export const openApiText = readFileSync(OPENAPI_PATH, 'utf8');
+export const openApiDocument = YAML.parse(openApiText) as Record<string, any>;
+
+export interface AppOptions {
+  /** Check every response against the document too (the test suite runs with this on). */
+  validateResponses?: boolean;
+}
+
+export function createApp(rt: Runtime, options: AppOptions = {}): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.use(requestId);
+  app.use(
+    pinoHttp({
+      logger: rt.logger,
+      genReqId: (_req, res) => res.locals.requestId as string,
+      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+      serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
+    }),
+  );
+  app.use((req, res, next) => {
+    const end = rt.metrics.httpDuration.startTimer({ method: req.method });
+    res.on('finish', () => {
+      const route = (req as { openapi?: { openApiRoute?: string } }).openapi?.openApiRoute ?? 'unmatched';
+      end({ route, status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(openApiText);
+  });
+  app.use('/docs', swaggerUi.serve);
+  app.get('/docs', swaggerUi.setup(openApiDocument));
+
+  app.use(express.json({ limit: '10mb', type: ['application/json', 'application/*+json'] }));
+  app.use(
+    OpenApiValidator.middleware({
+      apiSpec: openApiDocument as never,
+      validateRequests: { allowUnknownQueryParameters: false },
+      validateResponses: options.validateResponses ? { onError: (error) => { throw error; } } : false,
+      validateSecurity: false,
+      ignorePaths: /^\/docs\/./,
+    }),
+  );
+  app.use(healthRouter(rt));
+  app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
+  app.use(problemHandler);
+  return app;
+}
