@@ -11,6 +11,9 @@
  * one, so without a live checkpoint it would switch at once, having built nothing. What is
  * timed is version 2 built from the start of the log to the head, then the switch.
  * Writes one JSON line to stdout; progress goes to stderr every 5 s.
+ *
+ * BENCH_REBUILD_LIMIT_S (seconds, 0 = none) stops a rebuild that has not finished by then and
+ * reports what it had committed: `completed: false` and the real number of events applied.
  */
 import { sql } from 'kysely';
 import { loadConfig } from '../src/config.js';
@@ -49,17 +52,50 @@ const ticker = setInterval(() => {
     `[bench] rebuild alerts (${label}): ${applied.toLocaleString('en-US')} events, ${Math.round(applied / seconds).toLocaleString('en-US')} ev/s, ${seconds.toFixed(0)} s, rss ${Math.round(process.memoryUsage.rss() / 2 ** 20)} MB\n`,
   );
 }, 5000);
-const result = await runtime.daemon.rebuild('alerts', (p) => {
+const limitSeconds = Number(process.env.BENCH_REBUILD_LIMIT_S ?? 0);
+const rebuilding = runtime.daemon.rebuild('alerts', (p) => {
   applied = p.applied;
 });
+const outcome = await Promise.race([
+  rebuilding.then(() => 'done' as const),
+  ...(limitSeconds > 0 ? [new Promise<'limit'>((resolve) => setTimeout(resolve, limitSeconds * 1000, 'limit').unref())] : []),
+]);
 const seconds = (performance.now() - started) / 1000;
 clearInterval(ticker);
 clearInterval(sampler);
+if (outcome === 'limit') {
+  // Committed progress of the version being built; the batch in flight is not counted.
+  const building = await db
+    .selectFrom('projections')
+    .select(['events_applied'])
+    .where('name', '=', 'alerts')
+    .where('status', '=', 'building')
+    .executeTakeFirst();
+  process.stdout.write(
+    `${JSON.stringify({
+      completed: false,
+      seconds,
+      applied: Number(building?.events_applied ?? applied),
+      log_events: Number(count),
+      events_applied: Number(building?.events_applied ?? applied),
+      reached_head: false,
+      rows: null,
+      rss_before_open_mb: rssBeforeOpenMb,
+      rss_before_rebuild_mb: rssBeforeRebuildMb,
+      rss_sampled_peak_mb: peakSampledMb,
+      max_rss_mb: process.resourceUsage().maxRSS / 1024,
+    })}\n`,
+    () => process.exit(0),
+  );
+  await new Promise(() => undefined);
+}
+const result = await rebuilding;
 const rows = await sql<{ count: string }>`SELECT count(*)::text AS count FROM alerts`.execute(db).then((r) => Number(r.rows[0]!.count));
 const live = await db.selectFrom('projections').select(['version', 'events_applied', 'position']).where('name', '=', 'alerts').where('status', '=', 'live').executeTakeFirstOrThrow();
 await runtime.close();
 process.stdout.write(
   `${JSON.stringify({
+    completed: true,
     seconds,
     applied: result.applied,
     expected: result.expected,

@@ -1,5 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect as connectNats, type NatsConnection } from '@nats-io/transport-node';
 import { Gauge } from 'prom-client';
 import { EventStoreDBEventStore } from '../eventstore/esdb/store.js';
 import type { EventStore } from '../eventstore/port.js';
@@ -15,6 +17,7 @@ import { Metrics } from './lib/metrics.js';
 import { alertsProjection } from './projections/alerts.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
+import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
 import type { Projection } from './projections/projection.js';
 
 export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection];
@@ -27,6 +30,8 @@ export interface Runtime {
   metrics: Metrics;
   daemon: ProjectionDaemon;
   commands: CommandDeps;
+  /** Set when NATS_URL is: JetStream for ingest and the event fan-out. */
+  nats: NatsConnection | null;
   close(): Promise<void>;
 }
 
@@ -56,9 +61,23 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     throw error;
   }
   const store = instrumentStore(rawStore, metrics);
+  let nats: NatsConnection | null = null;
+  const projections = [...READ_MODELS];
+  if (config.NATS_URL) {
+    try {
+      nats = await connectNats({ servers: config.NATS_URL, name: `aisoc-${process.pid}`, maxReconnectAttempts: -1 });
+      await ensureEventsStream(await jetstreamManager(nats));
+      projections.push(natsForwarder(jetstream(nats)));
+    } catch (error) {
+      await nats?.close();
+      await store.close();
+      await database.close();
+      throw new Error(`NATS at ${config.NATS_URL} is not usable: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
   const daemon = new ProjectionDaemon(
     { db: database.db, store, registry: eventRegistry, logger, owner: `${hostname()}:${process.pid}` },
-    READ_MODELS,
+    projections,
     { runAll: options.runProjections },
   );
   await daemon.start();
@@ -72,8 +91,10 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     metrics,
     daemon,
     commands: { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids },
+    nats,
     async close() {
       await daemon.stop();
+      await nats?.drain().catch(() => undefined);
       await store.close();
       await database.close();
     },

@@ -95,7 +95,9 @@ projections
   .action(async (names: string[], options: { all?: boolean }) => {
     const config = loadConfig();
     await withOperations(config, async (ops) => {
-      const targets = options.all ? (await ops.projectionStatus()).filter((r) => r.status === 'live').map((r) => r.name) : names;
+      const targets = options.all
+        ? (await ops.projectionStatus()).filter((r) => r.status === 'live' && r.kind === 'read_model').map((r) => r.name)
+        : names;
       if (targets.length === 0) throw new AppError('invalid', 'Name the projections to rebuild, or pass --all');
       const bars = new Map<string, ReturnType<typeof progressReporter>>();
       const results = await ops.rebuildProjections(targets, (p) => {

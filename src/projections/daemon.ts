@@ -3,12 +3,13 @@ import { sql, type Kysely } from 'kysely';
 import type { Position } from '../../eventstore/port.js';
 import { AppError } from '../domain/errors.js';
 import { CATALOG_DDL, positionAtLeast, withDdlLock } from './catalog.js';
-import { physicalTable, type Projection } from './projection.js';
+import { isReactor, physicalTable, type Projection } from './projection.js';
 import { ProjectionRunner, type RunnerDeps, type RunnerOptions } from './runner.js';
 import type { Tables } from './tables.js';
 
 export interface ProjectionStatus {
   name: string;
+  kind: 'read_model' | 'reactor';
   version: number;
   status: 'building' | 'live' | 'retired';
   position: string | null;
@@ -66,7 +67,8 @@ export class ProjectionDaemon {
       for (const projection of this.projections) {
         const existing = await trx.selectFrom('projections').select('version').where('name', '=', projection.name).executeTakeFirst();
         if (existing) continue;
-        await sql.raw(projection.createTables((t) => physicalTable(t, 1))).execute(trx);
+        const ddl = projection.createTables((t) => physicalTable(t, 1));
+        if (ddl.trim()) await sql.raw(ddl).execute(trx);
         await trx.insertInto('projections').values({ name: projection.name, version: 1, status: 'live', activated_at: new Date() }).execute();
         await pointViewsAt(trx, projection, 1);
       }
@@ -120,17 +122,22 @@ export class ProjectionDaemon {
     return [...this.runners.values()];
   }
 
-  /** Ready when every live version run here has reached the head at least once. */
+  /** The projections readers depend on (reactors are not among them). */
+  get readModels(): string[] {
+    return this.projections.filter((p) => !isReactor(p)).map((p) => p.name);
+  }
+
+  /** Ready when every read model run here has reached the head at least once. */
   isCaughtUp(): boolean {
     const live = [...this.runners.values()].filter((r) => !r.isRetired);
-    return this.projections.every((p) => live.some((r) => r.name === p.name && r.caughtUp));
+    return this.readModels.every((name) => live.some((r) => r.name === name && r.caughtUp));
   }
 
   /**
    * Waits until the live version of each named projection has passed `position`, so that a
    * client reads its own write. Bounded: a 503 when the read models lag too far behind.
    */
-  async waitFor(position: Position | undefined, names: readonly string[] = [...this.byName.keys()], timeoutMs = 5000): Promise<void> {
+  async waitFor(position: Position | undefined, names: readonly string[] = this.readModels, timeoutMs = 5000): Promise<void> {
     if (position === undefined) return;
     const deadline = Date.now() + timeoutMs;
     for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
@@ -166,8 +173,10 @@ export class ProjectionDaemon {
     const rows = await this.db.selectFrom('projections').selectAll().orderBy('name').orderBy('version').execute();
     return rows.map((row) => {
       const runner = this.runners.get(key(row.name, row.version));
+      const projection = this.byName.get(row.name);
       return {
         name: row.name,
+        kind: projection && isReactor(projection) ? 'reactor' : 'read_model',
         version: row.version,
         status: row.status,
         position: row.position,
@@ -192,6 +201,7 @@ export class ProjectionDaemon {
    */
   async build(name: string): Promise<ProjectionRunner> {
     const projection = this.projection(name);
+    if (isReactor(projection)) throw new AppError('invalid', `${name} has side effects; rebuilding it would fire them again`);
     const version = await withDdlLock(this.db, async (trx) => {
       const building = await trx
         .selectFrom('projections')

@@ -19,14 +19,23 @@ import type { StoredEvent } from '../domain/registry.js';
  */
 export interface Projection<DB = any> {
   name: string;
-  filter: EventFilter;
+  /** Omitted: every event. */
+  filter?: EventFilter;
   /** Logical names of the tables this projection owns. */
   tables: readonly string[];
   /** DDL for one version; `table(logical)` is that version's physical name. */
   createTables(table: (logical: string) => string): string;
   /** Applies a batch in the runner's transaction; the names it uses are the logical ones. */
-  apply(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
+  apply?(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
+  /**
+   * A reactor's side effects, done before the checkpoint commits and outside any transaction
+   * (a network call must not hold the horizon back): at least once, so the receiving end
+   * deduplicates by event id. Reactors are never rebuilt: that would fire them again.
+   */
+  react?(events: StoredEvent[]): Promise<void>;
 }
+
+export const isReactor = (projection: Projection): boolean => projection.react !== undefined;
 
 export const physicalTable = (logical: string, version: number) => `${logical}_v${version}`;
 

@@ -230,6 +230,7 @@ export class ProjectionRunner extends EventEmitter {
   }
 
   private async commit(from: Position | undefined, to: Position | undefined, batch: StoredEvent[]): Promise<void> {
+    if (batch.length > 0 && this.projection.react) await this.projection.react(batch);
     await this.deps.db.transaction().execute(async (trx) => {
       const swapped = await trx
         .updateTable('projections')
@@ -246,7 +247,7 @@ export class ProjectionRunner extends EventEmitter {
         .where((eb) => (from === undefined ? eb('position', 'is', null) : eb('position', '=', from)))
         .executeTakeFirst();
       if (Number(swapped.numUpdatedRows) !== 1) throw new LeaseLost();
-      if (batch.length > 0) await this.projection.apply(trx.withPlugin(this.tables), batch);
+      if (batch.length > 0 && this.projection.apply) await this.projection.apply(trx.withPlugin(this.tables), batch);
     });
     this.lastError = undefined;
     this.failures = 0;

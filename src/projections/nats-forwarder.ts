@@ -1,0 +1,55 @@
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { streamCategory } from '../../eventstore/port.js';
+import type { StoredEvent } from '../domain/registry.js';
+import type { Projection } from './projection.js';
+
+export const EVENTS_STREAM = 'AISOC_EVENTS';
+export const EVENTS_SUBJECT_PREFIX = 'aisoc.events';
+
+/** Subject tokens cannot hold `.`, `*`, `>` or whitespace. */
+const token = (value: string) => value.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
+
+export const eventSubject = (tenantId: string, streamId: string) =>
+  `${EVENTS_SUBJECT_PREFIX}.${token(tenantId)}.${token(streamCategory(streamId))}`;
+
+/** The JetStream stream every committed event is forwarded to. */
+export async function ensureEventsStream(jsm: JetStreamManager): Promise<void> {
+  const config = { name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] };
+  try {
+    await jsm.streams.info(EVENTS_STREAM);
+  } catch {
+    await jsm.streams.add(config);
+  }
+}
+
+/**
+ * Publishes every committed event, in log order, to `aisoc.events.<tenant>.<category>` with
+ * the event id as the message id: JetStream drops a re-publish after a crash between publish
+ * and checkpoint (within its duplicate window; consumers dedupe by id beyond it).
+ */
+export function natsForwarder(js: JetStreamClient): Projection {
+  return {
+    name: 'nats_forwarder',
+    tables: [],
+    createTables: () => '',
+    async react(events: StoredEvent[]) {
+      const acks = events.map(({ recorded, metadata }) =>
+        js.publish(
+          eventSubject(metadata.tenant_id ?? 'none', recorded.streamId),
+          JSON.stringify({
+            id: recorded.id,
+            type: recorded.type,
+            stream_id: recorded.streamId,
+            revision: String(recorded.revision),
+            position: recorded.position,
+            created: recorded.created.toISOString(),
+            data: recorded.data,
+            metadata: recorded.metadata,
+          }),
+          { msgID: recorded.id },
+        ),
+      );
+      await Promise.all(acks);
+    },
+  };
+}
