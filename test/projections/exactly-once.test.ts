@@ -30,10 +30,11 @@ describe.each(kinds)('exactly-once application on the %s database', (kind) => {
   });
   afterAll(async () => fixture?.cleanup());
 
+  // Leases long enough that a loaded 2-core CI machine does not let one lapse by accident.
   const daemonFor = (projection: Projection, owner: string) =>
     new ProjectionDaemon({ db: rt.database.db, store: rt.store, registry: eventRegistry, logger: silentLogger(), owner }, [projection], {
       batchSize: 7,
-      leaseMs: 1500,
+      leaseMs: 4000,
     });
 
   async function append(category: string, streams: number, perStream: number): Promise<{ ids: string[]; last: Position }> {
@@ -70,7 +71,7 @@ describe.each(kinds)('exactly-once application on the %s database', (kind) => {
     const name = 'shared';
     const script = fileURLToPath(new URL('../support/projection-process.ts', import.meta.url));
     const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', script], {
-      env: { ...process.env, ...fixture.env, OWNER: 'process-a', PROJECTION: name, LEASE_MS: '1500' },
+      env: { ...process.env, ...fixture.env, OWNER: 'process-a', PROJECTION: name, LEASE_MS: '4000' },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     try {
