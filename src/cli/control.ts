@@ -1,39 +1,30 @@
-import { request } from 'node:http';
 import { chmod, unlink } from 'node:fs/promises';
-import type { Server } from 'node:http';
+import { request, type Server } from 'node:http';
 import express from 'express';
 import { AppError } from '../domain/errors.js';
-import type { NamedProgress, Operations, ProjectionReport } from './operations.js';
+import type { RunOperation } from './operations.js';
 
 /**
  * The control socket: how the CLI reaches the server that owns an embedded data directory.
  * A Unix socket inside the data directory, readable by its owner only: whoever may open the
- * data directory may run these; nobody else can reach them.
+ * data directory may run these; nobody else can reach them. Each call streams JSON lines:
+ * progress, then the outcome.
  */
-export async function listenControl(socketPath: string, operations: Operations): Promise<Server> {
+export async function listenControl(socketPath: string, run: RunOperation): Promise<Server> {
   const app = express();
-  app.use(express.json());
-  app.get('/projections', async (_req, res, next) => {
-    try {
-      res.json(await operations.projectionStatus());
-    } catch (error) {
-      next(error);
-    }
-  });
-  app.post('/projections/rebuild', async (req, res) => {
-    const names = (req.body as { names?: unknown }).names;
-    if (!Array.isArray(names) || !names.every((n) => typeof n === 'string')) {
-      res.status(400).json({ error: 'names must be a list of projection names' });
-      return;
-    }
-    // Progress streams back as JSON lines; the last line is the outcome.
+  app.use(express.json({ limit: '1mb' }));
+  app.post('/operations/:name', async (req, res) => {
     res.type('application/x-ndjson');
     const write = (line: object) => res.write(`${JSON.stringify(line)}\n`);
     try {
-      const results = await operations.rebuildProjections(names, (progress) => write({ progress }));
-      write({ done: results });
+      const result = await (run as (n: string, a: unknown, p: (p: unknown) => void) => Promise<unknown>)(
+        req.params.name,
+        req.body ?? {},
+        (progress) => write({ progress }),
+      );
+      write({ result: result ?? null });
     } catch (error) {
-      write({ error: error instanceof Error ? error.message : String(error) });
+      write({ error: error instanceof Error ? error.message : String(error), kind: error instanceof AppError ? error.kind : undefined });
     }
     res.end();
   });
@@ -46,43 +37,31 @@ export async function listenControl(socketPath: string, operations: Operations):
   return server;
 }
 
-function call(socketPath: string, method: string, path: string, body?: unknown, onLine?: (line: any) => void): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' } }, (res) => {
-      let buffered = '';
-      let last: unknown;
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffered += chunk;
-        if (!onLine) return;
-        let newline: number;
-        while ((newline = buffered.indexOf('\n')) >= 0) {
-          const line = JSON.parse(buffered.slice(0, newline));
-          buffered = buffered.slice(newline + 1);
-          last = line;
-          onLine(line);
-        }
+export function remoteOperations(socketPath: string): RunOperation {
+  return ((name: string, args: unknown, onProgress?: (p: unknown) => void) =>
+    new Promise((resolve, reject) => {
+      const req = request({ socketPath, method: 'POST', path: `/operations/${name}`, headers: { 'content-type': 'application/json' } }, (res) => {
+        let buffered = '';
+        let outcome: { result?: unknown; error?: string; kind?: string } | undefined;
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while ((newline = buffered.indexOf('\n')) >= 0) {
+            const line = JSON.parse(buffered.slice(0, newline)) as { progress?: unknown; result?: unknown; error?: string; kind?: string };
+            buffered = buffered.slice(newline + 1);
+            if ('progress' in line) onProgress?.(line.progress);
+            else outcome = line;
+          }
+        });
+        res.on('end', () => {
+          if (!outcome) reject(new Error('The server closed the control connection before answering'));
+          else if (outcome.error !== undefined) reject(outcome.kind ? new AppError(outcome.kind as never, outcome.error) : new Error(outcome.error));
+          else resolve(outcome.result as never);
+        });
+        res.on('error', reject);
       });
-      res.on('end', () => {
-        if (res.statusCode !== 200) reject(new AppError('invalid', buffered || `control socket answered ${res.statusCode}`));
-        else resolve(onLine ? last : JSON.parse(buffered));
-      });
-      res.on('error', reject);
-    });
-    req.on('error', (error) => reject(new Error(`The server's control socket ${socketPath} does not answer (${error.message})`)));
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
-
-export function remoteOperations(socketPath: string): Operations {
-  return {
-    projectionStatus: () => call(socketPath, 'GET', '/projections') as Promise<ProjectionReport[]>,
-    async rebuildProjections(names, onProgress) {
-      const outcome = (await call(socketPath, 'POST', '/projections/rebuild', { names }, (line) => {
-        if (line.progress) onProgress(line.progress as NamedProgress);
-      })) as { done?: NamedProgress[]; error?: string } | undefined;
-      if (!outcome?.done) throw new Error(outcome?.error ?? 'The server closed the control connection mid-rebuild');
-      return outcome.done;
-    },
-  };
+      req.on('error', (error) => reject(new Error(`The server's control socket ${socketPath} does not answer (${error.message})`)));
+      req.end(JSON.stringify(args ?? {}));
+    })) as RunOperation;
 }

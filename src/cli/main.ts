@@ -6,7 +6,7 @@ import { createLogger } from '../lib/logger.js';
 import { openRuntime } from '../runtime.js';
 import { startServer } from '../server.js';
 import { remoteOperations } from './control.js';
-import { localOperations, type Operations } from './operations.js';
+import { localOperations, type RunOperation } from './operations.js';
 import { progressReporter } from './progress.js';
 
 /**
@@ -14,7 +14,7 @@ import { progressReporter } from './progress.js';
  * server's control socket when the server owns the embedded data directory (PGlite has no
  * lock of its own; two processes on one directory would corrupt it).
  */
-async function withOperations<T>(config: Config, work: (operations: Operations) => Promise<T>): Promise<T> {
+async function withOperations<T>(config: Config, work: (run: RunOperation) => Promise<T>): Promise<T> {
   let release = async () => undefined as void;
   if (!config.DATABASE_URL) {
     const owner = await lockOwner(config.dataDir);
@@ -69,7 +69,7 @@ projections
   .option('--json', 'print JSON')
   .action(async (options: { json?: boolean }) => {
     const config = loadConfig();
-    const reports = await withOperations(config, (ops) => ops.projectionStatus());
+    const reports = await withOperations(config, (run) => run('projections.status', {}));
     if (options.json) {
       console.log(JSON.stringify(reports, null, 2));
       return;
@@ -94,13 +94,13 @@ projections
   .addOption(new Option('--all', 'rebuild every projection'))
   .action(async (names: string[], options: { all?: boolean }) => {
     const config = loadConfig();
-    await withOperations(config, async (ops) => {
+    await withOperations(config, async (run) => {
       const targets = options.all
-        ? (await ops.projectionStatus()).filter((r) => r.status === 'live' && r.kind === 'read_model').map((r) => r.name)
+        ? (await run('projections.status', {})).filter((r) => r.status === 'live' && r.kind === 'read_model').map((r) => r.name)
         : names;
       if (targets.length === 0) throw new AppError('invalid', 'Name the projections to rebuild, or pass --all');
       const bars = new Map<string, ReturnType<typeof progressReporter>>();
-      const results = await ops.rebuildProjections(targets, (p) => {
+      const results = await run('projections.rebuild', { names: targets }, (p) => {
         let bar = bars.get(p.name);
         if (!bar) bars.set(p.name, (bar = progressReporter(`${p.name} v${p.version}`)));
         bar.update(p.applied, p.expected, p.phase);

@@ -10,13 +10,26 @@ export interface ProjectionReport extends ProjectionStatus {
 export type NamedProgress = RebuildProgress & { name: string };
 
 /**
- * What the CLI can ask for. Done in this process when it may open the store itself, or sent
- * to the running server through its control socket when the server owns the data directory.
+ * What the CLI can ask of a runtime, by name. Run in the CLI's own process when it may open
+ * the store, or in the server through its control socket when the server owns the embedded
+ * data directory: the same functions either way.
  */
-export interface Operations {
-  projectionStatus(): Promise<ProjectionReport[]>;
-  rebuildProjections(names: readonly string[], onProgress: (progress: NamedProgress) => void): Promise<NamedProgress[]>;
+export interface OperationMap {
+  'projections.status': { args: Record<string, never>; result: ProjectionReport[]; progress: never };
+  'projections.rebuild': { args: { names: string[] }; result: NamedProgress[]; progress: NamedProgress };
 }
+
+export type OperationName = keyof OperationMap;
+
+export type RunOperation = <K extends OperationName>(
+  name: K,
+  args: OperationMap[K]['args'],
+  onProgress?: (progress: OperationMap[K]['progress']) => void,
+) => Promise<OperationMap[K]['result']>;
+
+type Handlers = {
+  [K in OperationName]: (args: OperationMap[K]['args'], onProgress: (p: OperationMap[K]['progress']) => void) => Promise<OperationMap[K]['result']>;
+};
 
 const LAG_COUNT_CAP = 100_000;
 
@@ -32,9 +45,9 @@ async function countAfter(store: EventStore, after: Position | undefined, filter
   return { events, capped: true };
 }
 
-export function localOperations(rt: Runtime): Operations {
+function handlers(rt: Runtime): Handlers {
   return {
-    async projectionStatus() {
+    async 'projections.status'() {
       const statuses = await rt.daemon.status();
       return Promise.all(
         statuses.map(async (status) => ({
@@ -48,9 +61,9 @@ export function localOperations(rt: Runtime): Operations {
         })),
       );
     },
-    async rebuildProjections(names, onProgress) {
-      const results: NamedProgress[] = [];
+    async 'projections.rebuild'({ names }, onProgress) {
       for (const name of names) rt.daemon.projection(name);
+      const results: NamedProgress[] = [];
       for (const name of names) {
         const done = await rt.daemon.rebuild(name, (progress) => onProgress({ ...progress, name }));
         results.push({ ...done, name });
@@ -58,4 +71,13 @@ export function localOperations(rt: Runtime): Operations {
       return results;
     },
   };
+}
+
+export function localOperations(rt: Runtime): RunOperation {
+  const table = handlers(rt) as Record<string, (args: unknown, onProgress: (p: unknown) => void) => Promise<unknown>>;
+  return ((name: string, args: unknown, onProgress?: (p: unknown) => void) => {
+    const handler = table[name];
+    if (!handler) return Promise.reject(new Error(`Unknown operation ${name}`));
+    return handler(args, onProgress ?? (() => undefined));
+  }) as RunOperation;
 }
