@@ -41,7 +41,7 @@ const RESULT_FILE = join(BENCH_DIR, 'results', 'eventstore.json');
 const EMMETT_DIR = join(BENCH_DIR, 'emmett');
 
 const WRITERS = 8;
-const SINGLE_EVENTS = Number(process.env.BENCH_SINGLE_EVENTS ?? 8_000);
+const SINGLE_EVENTS = Number(process.env.BENCH_SINGLE_EVENTS ?? 8_400);
 const BATCH_EVENTS = Number(process.env.BENCH_BATCH_EVENTS ?? 60_000);
 const CHECK_EVENTS = Number(process.env.BENCH_CHECK_EVENTS ?? 60_000);
 const REBUILD_EVENTS = Number(process.env.BENCH_REBUILD_EVENTS ?? 1_000_000);
@@ -106,6 +106,7 @@ async function runWriters(
   write: (writer: number, size: number) => Promise<void>,
   sizeOf: (writer: number, k: number) => number,
 ): Promise<Measured> {
+  if (!Number.isInteger(total) || total <= 0) throw new RangeError(`${scenario}: ${total} is not a whole number of events`);
   const meter = progress(scenario);
   const quota = Math.floor(total / WRITERS);
   await Promise.all(
@@ -333,6 +334,7 @@ async function schemaOnServer(prefix: string): Promise<string> {
 /** Append, raw insert, reader check and read for our store and (on the server) Emmett, in rounds. */
 async function storeScenarios(ours: Target, oursPool: pg.Pool, emmett: Target | undefined) {
   const all = emmett ? [ours, emmett] : [ours];
+  const perRound = (total: number) => Math.max(WRITERS, Math.round(total / ROUNDS / WRITERS) * WRITERS);
   const single = new Map<Target, Measured>(all.map((t) => [t, { events: 0, seconds: 0 }]));
   const batch = new Map<Target, Measured>(all.map((t) => [t, { events: 0, seconds: 0 }]));
   const raw: Measured = { events: 0, seconds: 0 };
@@ -345,13 +347,13 @@ async function storeScenarios(ours: Target, oursPool: pg.Pool, emmett: Target | 
   for (const t of all) await appendScenario(t, 'warm-up', WRITERS * 20, (_w, k) => (k % 2 === 0 ? 1 : BATCH));
 
   for (let round = 0; round < ROUNDS; round += 1) {
-    for (const t of all) add(single.get(t)!, await appendScenario(t, `append_single round ${round + 1}/${ROUNDS}`, SINGLE_EVENTS / ROUNDS, () => 1));
+    for (const t of all) add(single.get(t)!, await appendScenario(t, `append_single round ${round + 1}/${ROUNDS}`, perRound(SINGLE_EVENTS), () => 1));
   }
   await createRawTable(oursPool);
   const rawWriter = rawInsertWriter(oursPool);
   for (let round = 0; round < ROUNDS; round += 1) {
-    for (const t of all) add(batch.get(t)!, await appendScenario(t, `append_batch round ${round + 1}/${ROUNDS}`, BATCH_EVENTS / ROUNDS, () => BATCH));
-    add(raw, await runWriters(`raw_insert round ${round + 1}/${ROUNDS} (${ours.label})`, BATCH_EVENTS / ROUNDS, rawWriter, () => BATCH));
+    for (const t of all) add(batch.get(t)!, await appendScenario(t, `append_batch round ${round + 1}/${ROUNDS}`, perRound(BATCH_EVENTS), () => BATCH));
+    add(raw, await runWriters(`raw_insert round ${round + 1}/${ROUNDS} (${ours.label})`, perRound(BATCH_EVENTS), rawWriter, () => BATCH));
   }
   const check = new Map<Target, Measured>();
   for (const t of all) {

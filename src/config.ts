@@ -21,6 +21,15 @@ const ConfigSchema = z.object({
   AISOC_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AISOC_POLL_INTERVAL_MS: z.coerce.number().int().min(5).max(60_000).default(100),
   AISOC_READ_YOUR_WRITES_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
+  AISOC_RATE_LIMIT_USER: z.coerce.number().int().min(1).default(100),
+  AISOC_RATE_LIMIT_API_KEY: z.coerce.number().int().min(1).default(1000),
+  AISOC_ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(30).max(86_400).default(900),
+  AISOC_SESSION_TTL_SECONDS: z.coerce.number().int().min(60).default(7 * 86_400),
+  AISOC_LOGIN_MAX_FAILURES: z.coerce.number().int().min(1).default(5),
+  AISOC_LOGIN_MAX_FAILURES_PER_ADDRESS: z.coerce.number().int().min(1).default(20),
+  AISOC_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
+  /** Express' `trust proxy`: set it when a load balancer in front sets X-Forwarded-For. */
+  AISOC_TRUST_PROXY: z.string().optional(),
   NODE_ENV: z.string().default('development'),
 });
 

@@ -6,7 +6,10 @@ import { Gauge } from 'prom-client';
 import { EventStoreDBEventStore } from '../eventstore/esdb/store.js';
 import type { EventStore } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres/store.js';
+import { sql } from 'kysely';
+import { Keyring, KEYRING_DDL } from './auth/keyring.js';
 import type { CommandDeps } from './commands/handler.js';
+import type { IdentityDeps } from './commands/identity.js';
 import type { Config } from './config.js';
 import { eventRegistry } from './domain/index.js';
 import { systemClock, uuidV7Ids } from './lib/clock.js';
@@ -14,13 +17,16 @@ import { openDatabase, type Database } from './lib/database.js';
 import { instrumentStore } from './lib/instrumented-store.js';
 import type { Logger } from './lib/logger.js';
 import { Metrics } from './lib/metrics.js';
+import { COUNTERS_DDL, SharedCounters } from './lib/shared-counters.js';
+import { withDdlLock } from './projections/catalog.js';
 import { alertsProjection } from './projections/alerts.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
+import { identityProjection } from './projections/identity.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
 import type { Projection } from './projections/projection.js';
 
-export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection];
+export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection];
 
 export interface Runtime {
   config: Config;
@@ -30,6 +36,7 @@ export interface Runtime {
   metrics: Metrics;
   daemon: ProjectionDaemon;
   commands: CommandDeps;
+  identity: IdentityDeps;
   /** Set when NATS_URL is: JetStream for ingest and the event fan-out. */
   nats: NatsConnection | null;
   close(): Promise<void>;
@@ -81,8 +88,26 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     { runAll: options.runProjections },
   );
   await daemon.start();
+  await withDdlLock(database.db, (trx) => sql.raw(`${KEYRING_DDL}\n${COUNTERS_DDL}`).execute(trx));
   metrics.watchProjections(daemon);
   if (!database.embedded) watchOldestTransaction(metrics, database);
+  const commands: CommandDeps = { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids };
+  const counters = new SharedCounters(database.db as never);
+  counters.start();
+  const identity: IdentityDeps = {
+    commands,
+    db: database.db,
+    daemon,
+    keyring: new Keyring(database.db as never, uuidV7Ids),
+    counters,
+    settings: {
+      accessTokenTtlSeconds: config.AISOC_ACCESS_TOKEN_TTL_SECONDS,
+      sessionTtlSeconds: config.AISOC_SESSION_TTL_SECONDS,
+      loginMaxFailuresPerAccount: config.AISOC_LOGIN_MAX_FAILURES,
+      loginMaxFailuresPerAddress: config.AISOC_LOGIN_MAX_FAILURES_PER_ADDRESS,
+      loginWindowSeconds: config.AISOC_LOGIN_WINDOW_SECONDS,
+    },
+  };
   return {
     config,
     logger,
@@ -90,9 +115,11 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     store,
     metrics,
     daemon,
-    commands: { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids },
+    commands,
+    identity,
     nats,
     async close() {
+      await counters.stop().catch(() => undefined);
       await daemon.stop();
       await nats?.drain().catch(() => undefined);
       await store.close();

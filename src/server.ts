@@ -7,6 +7,7 @@ import { localOperations } from './cli/operations.js';
 import type { Config } from './config.js';
 import { lockDataDir } from './lib/data-dir-lock.js';
 import type { Logger } from './lib/logger.js';
+import { seedAndCheckDefaults } from './commands/seed.js';
 import { openRuntime, type Runtime } from './runtime.js';
 
 export interface RunningServer {
@@ -40,6 +41,7 @@ export async function startServer(config: Config, logger: Logger, options: AppOp
   try {
     runtime = await openRuntime(config, logger, { runProjections: true });
     const rt = runtime;
+    await seedAndCheckDefaults(rt.identity, logger, config.NODE_ENV === 'production');
     const http = createServer(createApp(rt, options));
     http.keepAliveTimeout = 65_000;
     await listen(http, config.PORT, config.HOST);

@@ -5,9 +5,14 @@ import { pinoHttp } from 'pino-http';
 import swaggerUi from 'swagger-ui-express';
 import YAML from 'yaml';
 import type { Runtime } from '../runtime.js';
+import { authentication } from './authenticate.js';
 import { healthRouter } from './health.js';
 import { problemHandler, sendProblem } from './problems.js';
 import { requestId } from './request-id.js';
+import { apiKeysRouter } from './routes/api-keys.js';
+import { authRouter } from './routes/auth.js';
+import { rbacRouter } from './routes/rbac.js';
+import { usersRouter } from './routes/users.js';
 
 export const OPENAPI_PATH = new URL('../../docs/openapi.yaml', import.meta.url);
 export const openApiText = readFileSync(OPENAPI_PATH, 'utf8');
@@ -21,6 +26,7 @@ export interface AppOptions {
 export function createApp(rt: Runtime, options: AppOptions = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  if (rt.config.AISOC_TRUST_PROXY) app.set('trust proxy', rt.config.AISOC_TRUST_PROXY);
   app.set('etag', false);
   app.use(requestId);
   app.use(
@@ -46,17 +52,26 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   app.use('/docs', swaggerUi.serve);
   app.get('/docs', swaggerUi.setup(openApiDocument));
 
-  app.use(express.json({ limit: '10mb', type: ['application/json', 'application/*+json'] }));
+  // The validator's chain, with our authentication where its own security check would be:
+  // the route is matched first, then the caller is authenticated and authorized, and only
+  // then is the body parsed and validated (so no credentials is 401 whatever the body).
+  const validator = OpenApiValidator.middleware({
+    apiSpec: openApiDocument as never,
+    validateRequests: { allowUnknownQueryParameters: false },
+    validateResponses: options.validateResponses ? { onError: (error) => { throw error; } } : false,
+    validateSecurity: false,
+    ignorePaths: /^\/docs\/./,
+  }) as unknown as express.RequestHandler[];
+  const security = validator.findIndex((handler) => handler.name === 'securityMiddleware');
+  if (security < 0) throw new Error('express-openapi-validator changed: no securityMiddleware to replace');
   app.use(
-    OpenApiValidator.middleware({
-      apiSpec: openApiDocument as never,
-      validateRequests: { allowUnknownQueryParameters: false },
-      validateResponses: options.validateResponses ? { onError: (error) => { throw error; } } : false,
-      validateSecurity: false,
-      ignorePaths: /^\/docs\/./,
-    }),
+    ...validator.slice(0, security),
+    authentication(rt),
+    express.json({ limit: '10mb', type: ['application/json', 'application/*+json'] }),
+    ...validator.slice(security + 1),
   );
   app.use(healthRouter(rt));
+  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

@@ -1,6 +1,19 @@
 import { ALERT_EVENTS } from './alert.js';
+import { API_KEY_EVENTS } from './api-key.js';
 import { CASE_EVENTS } from './case.js';
 import { EventRegistry } from './registry.js';
+import { RBAC_EVENTS } from './role.js';
+import { SESSION_EVENTS } from './session.js';
+import { TENANT_EVENTS } from './tenant.js';
+import { USER_EVENTS } from './user.js';
 
 /** Every event type the product writes. */
-export const eventRegistry = new EventRegistry([...ALERT_EVENTS, ...CASE_EVENTS]);
+export const eventRegistry = new EventRegistry([
+  ...ALERT_EVENTS,
+  ...CASE_EVENTS,
+  ...TENANT_EVENTS,
+  ...USER_EVENTS,
+  ...SESSION_EVENTS,
+  ...API_KEY_EVENTS,
+  ...RBAC_EVENTS,
+]);

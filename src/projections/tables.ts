@@ -1,8 +1,9 @@
 import type { AlertsTables } from './alerts.js';
 import type { CasesTables } from './cases.js';
 import type { ProjectionsTable } from './catalog.js';
+import type { IdentityTables } from './identity.js';
 
 /** Every table (and read-model view) the application queries through kysely. */
-export interface Tables extends AlertsTables, CasesTables {
+export interface Tables extends AlertsTables, CasesTables, IdentityTables {
   projections: ProjectionsTable;
 }
