@@ -92,13 +92,13 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
   metrics.watchProjections(daemon);
   if (!database.embedded) watchOldestTransaction(metrics, database);
   const commands: CommandDeps = { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids };
-  const counters = new SharedCounters(database.db as never);
+  const counters = new SharedCounters(database.db);
   counters.start();
   const identity: IdentityDeps = {
     commands,
     db: database.db,
     daemon,
-    keyring: new Keyring(database.db as never, uuidV7Ids),
+    keyring: new Keyring(database.db, uuidV7Ids),
     counters,
     settings: {
       accessTokenTtlSeconds: config.AISOC_ACCESS_TOKEN_TTL_SECONDS,

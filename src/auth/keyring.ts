@@ -1,5 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { sql, type Generated, type Kysely } from 'kysely';
+import type { Tables } from '../projections/tables.js';
 import type { IdGenerator } from '../commands/handler.js';
 
 /**
@@ -46,7 +47,7 @@ export class Keyring {
   private readonly current = new Map<KeyUse, SigningKey>();
 
   constructor(
-    private readonly db: Kysely<SigningKeysTable>,
+    private readonly db: Kysely<Tables>,
     private readonly ids: IdGenerator,
   ) {}
 
