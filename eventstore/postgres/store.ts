@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import {
   DuplicateEventIdError,
@@ -20,6 +21,7 @@ import { EVENT_STORE_DDL } from './schema.js';
 
 /** Serialises schema set-up between processes sharing a database. */
 const MIGRATION_LOCK = 0x45530000;
+const DDL_HASH = createHash('sha256').update(EVENT_STORE_DDL).digest('hex');
 
 export interface PostgresEventStoreOptions {
   /** How often a live subscription looks for events appended by other processes. */
@@ -92,7 +94,19 @@ export class PostgresEventStore implements EventStore {
     try {
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
-      await client.query(EVENT_STORE_DDL);
+      // The DDL is idempotent but slow to re-run (seconds on PGlite): skip it when installed.
+      const installed = await client
+        .query<{ ddl_hash: string }>("SELECT ddl_hash FROM es_schema")
+        .then((r) => r.rows[0]?.ddl_hash, () => undefined);
+      if (installed !== DDL_HASH) {
+        await client.query('ROLLBACK');
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))', [MIGRATION_LOCK]);
+        await client.query(EVENT_STORE_DDL);
+        await client.query('CREATE TABLE IF NOT EXISTS es_schema (ddl_hash text NOT NULL)');
+        await client.query('DELETE FROM es_schema');
+        await client.query('INSERT INTO es_schema (ddl_hash) VALUES ($1)', [DDL_HASH]);
+      }
       const { rows } = await client.query<{ epoch: number }>('SELECT es_check_epoch() AS epoch');
       await client.query('COMMIT');
       epoch = rows[0]!.epoch;

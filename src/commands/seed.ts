@@ -10,13 +10,13 @@ export const DEFAULT_ADMIN_PASSWORD = 'changeme';
 export class InsecureDefaultsError extends Error {}
 
 /**
- * A store with no tenant gets tenant `default` and `admin@aisoc.local` / `changeme`, so a fresh
- * install can be signed into at once. While that password is unchanged the server says so on
+ * A store nobody can sign into (no user at all) gets tenant `default` and `admin@aisoc.local` /
+ * `changeme`, so a fresh install can be used at once. While that password is unchanged the server says so on
  * every start, and refuses to start with NODE_ENV=production.
  */
 export async function seedAndCheckDefaults(deps: IdentityDeps, logger: Logger, production: boolean): Promise<void> {
-  const anyTenant = await deps.db.selectFrom('tenants').select('id').limit(1).executeTakeFirst();
-  if (!anyTenant) {
+  const anyUser = await deps.db.selectFrom('users').select('id').limit(1).executeTakeFirst();
+  if (!anyUser) {
     // Several servers may start at once on an empty database: whoever seeds first wins.
     const alreadyDone = (error: unknown) => {
       if (!(error instanceof AppError && error.kind === 'conflict')) throw error;
