@@ -188,7 +188,9 @@ export class PostgresEventStore implements EventStore {
                  FROM es_events
                 WHERE (epoch, txid, seq) > ($1::integer, $2::xid8, $3::bigint)
                   AND (epoch, txid) < ($7::integer, pg_snapshot_xmin(pg_current_snapshot()))
-                ORDER BY epoch, txid, seq
+                -- Qualified: unqualified, txid would be the text alias above, sorted as text
+                -- (so '10' < '9', skipping events) and not by the primary key index.
+                ORDER BY es_events.epoch, es_events.txid, es_events.seq
                 LIMIT $4) AS window_rows`,
       [after.epoch, after.txid, after.seq, scan, categories, eventTypes, this.epoch],
     );
@@ -214,7 +216,7 @@ export class PostgresEventStore implements EventStore {
     const { rows } = await this.pool.query<{ epoch: number; txid: string; seq: string }>(
       `SELECT epoch, txid::text AS txid, seq FROM es_events
         WHERE (epoch, txid) < ($1::integer, pg_snapshot_xmin(pg_current_snapshot()))
-        ORDER BY epoch DESC, txid DESC, seq DESC LIMIT 1`,
+        ORDER BY es_events.epoch DESC, es_events.txid DESC, es_events.seq DESC LIMIT 1`,
       [this.epoch],
     );
     const row = rows[0];
