@@ -20,13 +20,14 @@ import { Metrics } from './lib/metrics.js';
 import { COUNTERS_DDL, SharedCounters } from './lib/shared-counters.js';
 import { withDdlLock } from './projections/catalog.js';
 import { alertsProjection } from './projections/alerts.js';
+import { auditProjection } from './projections/audit.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
 import { identityProjection } from './projections/identity.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
 import type { Projection } from './projections/projection.js';
 
-export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection];
+export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection];
 
 export interface Runtime {
   config: Config;

@@ -10,6 +10,7 @@ import { healthRouter } from './health.js';
 import { problemHandler, sendProblem } from './problems.js';
 import { requestId } from './request-id.js';
 import { apiKeysRouter } from './routes/api-keys.js';
+import { auditRouter } from './routes/audit.js';
 import { authRouter } from './routes/auth.js';
 import { rbacRouter } from './routes/rbac.js';
 import { usersRouter } from './routes/users.js';
@@ -46,11 +47,8 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
     next();
   });
 
-  app.get('/openapi.yaml', (_req, res) => {
-    res.type('application/yaml').send(openApiText);
-  });
+  // Swagger UI's static files; the page itself is an operation, validated like the others.
   app.use('/docs', swaggerUi.serve);
-  app.get('/docs', swaggerUi.setup(openApiDocument));
 
   // The validator's chain, with our authentication where its own security check would be:
   // the route is matched first, then the caller is authenticated and authorized, and only
@@ -70,8 +68,12 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
     express.json({ limit: '10mb', type: ['application/json', 'application/*+json'] }),
     ...validator.slice(security + 1),
   );
+  app.get('/openapi.yaml', (_req, res) => {
+    res.type('application/yaml').send(openApiText);
+  });
+  app.get('/docs', swaggerUi.setup(openApiDocument));
   app.use(healthRouter(rt));
-  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt));
+  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

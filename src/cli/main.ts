@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig, type Config } from '../config.js';
 import { AppError } from '../domain/errors.js';
@@ -8,6 +9,7 @@ import { startServer } from '../server.js';
 import { remoteOperations } from './control.js';
 import { localOperations, type RunOperation } from './operations.js';
 import { progressReporter } from './progress.js';
+import { readPassword } from './prompt.js';
 
 /**
  * Runs `work` against the store: in this process when it may open it, or through the running
@@ -27,7 +29,9 @@ async function withOperations<T>(config: Config, work: (run: RunOperation) => Pr
   }
   const logger = createLogger({ level: config.AISOC_LOG_LEVEL === 'info' ? 'warn' : config.AISOC_LOG_LEVEL });
   try {
-    const runtime = await openRuntime(config, logger, { runProjections: false });
+    // Writes wait for the read models (a user creation checks its tenant exists): this
+    // process runs the projections while it works, unless a server holds their leases.
+    const runtime = await openRuntime(config, logger, { runProjections: true });
     try {
       return await work(localOperations(runtime));
     } finally {
@@ -108,6 +112,96 @@ projections
       for (const bar of bars.values()) bar.stop();
       for (const r of results) console.log(`${r.name}: version ${r.version} is live (${r.applied} events applied)`);
     });
+  });
+
+const audit = program.command('audit').description('The audit log: a signed, hash-chained export of the event log, and its check');
+
+audit
+  .command('export')
+  .description('Write the event log as hash-chained JSON lines to FILE, and a signed FILE.manifest.json beside it')
+  .requiredOption('--out <file>', 'the file to write (it must not exist yet)')
+  .option('--tenant <id>', "only this tenant's events")
+  .option('--since <time>', 'only events that occurred at or after this RFC 3339 time')
+  .option('--until <time>', 'only events that occurred before this RFC 3339 time')
+  .action(async (options: { out: string; tenant?: string; since?: string; until?: string }) => {
+    const config = loadConfig();
+    // A running server writes the file for us: it must not depend on its working directory.
+    const out = resolve(options.out);
+    const bar = progressReporter('audit export');
+    const result = await withOperations(config, (run) =>
+      run('audit.export', { out, tenant: options.tenant ?? null, since: options.since ?? null, until: options.until ?? null }, (p) =>
+        bar.update(p.events, null, `${p.scanned} scanned`),
+      ),
+    ).finally(() => bar.stop());
+    console.log(`Exported ${result.count} event(s) to ${result.file}; manifest ${result.manifest}, final hash ${result.final_hash}, signed by audit key ${result.key_id}`);
+  });
+
+audit
+  .command('verify')
+  .description('Check an export against its signed manifest; exit code 0 when intact, 1 when not')
+  .argument('<file>', 'the export (FILE.manifest.json must be beside it)')
+  .action(async (file: string) => {
+    const config = loadConfig();
+    const bar = progressReporter('audit verify');
+    const result = await withOperations(config, (run) => run('audit.verify', { file: resolve(file) }, (p) => bar.update(p.events, null, 'lines checked'))).finally(() =>
+      bar.stop(),
+    );
+    console.log(result.ok ? `OK: ${result.message}` : `FAILED: ${result.message}`);
+    if (!result.ok) process.exitCode = 1;
+  });
+
+const tenants = program.command('tenants').description('Tenants: every user, key and record belongs to one');
+
+tenants
+  .command('create')
+  .description('Create a tenant')
+  .argument('<id>', 'its id: lower-case letters, digits, - and _')
+  .option('--name <name>', 'a display name (default: the id)')
+  .action(async (id: string, options: { name?: string }) => {
+    const config = loadConfig();
+    await withOperations(config, (run) => run('tenants.create', { id, name: options.name ?? id }));
+    console.log(`Tenant ${id} created`);
+  });
+
+const users = program.command('users').description('Users who sign in to the API');
+
+users
+  .command('create')
+  .description('Create a user; the password comes from AISOC_USER_PASSWORD, else a prompt (or the first line of standard input)')
+  .requiredOption('--email <email>', 'their e-mail address, used to sign in')
+  .requiredOption('--role <role>', 'admin, analyst, responder, hunter, viewer or a custom role of the tenant')
+  .option('--tenant <id>', 'their tenant', 'default')
+  .option('--name <name>', 'a display name')
+  .action(async (options: { email: string; role: string; tenant: string; name?: string }) => {
+    const config = loadConfig();
+    const password = await readPassword(`Password for ${options.email}: `);
+    const user = await withOperations(config, (run) =>
+      run('users.create', { tenant: options.tenant, email: options.email, role: options.role, name: options.name ?? null, password }),
+    );
+    console.log(`User ${user.email} (${user.role}) created in tenant ${user.tenant} with id ${user.id}`);
+  });
+
+users
+  .command('set-password')
+  .description("Change a user's password (and end their sessions); the password comes as for users create")
+  .argument('<email>', 'the user')
+  .action(async (email: string) => {
+    const config = loadConfig();
+    const password = await readPassword(`New password for ${email}: `);
+    await withOperations(config, (run) => run('users.set_password', { email, password }));
+    console.log(`Password of ${email} changed; their sessions have ended`);
+  });
+
+program
+  .command('keys')
+  .description('Signing keys')
+  .command('rotate')
+  .description('Start signing with a new key; tokens and exports signed with the old one stay valid')
+  .addOption(new Option('--use <use>', 'which key').choices(['jwt', 'audit']).default('jwt'))
+  .action(async (options: { use: 'jwt' | 'audit' }) => {
+    const config = loadConfig();
+    const rotated = await withOperations(config, (run) => run('keys.rotate', { use: options.use }));
+    console.log(`New ${rotated.use} signing key ${rotated.kid}`);
   });
 
 program.parseAsync(process.argv).catch((error: unknown) => {

@@ -1,4 +1,9 @@
 import type { EventStore, Position } from '../../eventstore/port.js';
+import { exportAudit, type AuditExportArgs, type AuditExportResult, type AuditProgress } from '../audit/export.js';
+import { verifyAudit, type AuditVerifyArgs, type AuditVerifyResult } from '../audit/verify.js';
+import type { KeyUse } from '../auth/keyring.js';
+import { changePassword, createTenant, registerUser } from '../commands/identity.js';
+import { normalizeEmail } from '../domain/user.js';
 import type { ProjectionStatus, RebuildProgress } from '../projections/daemon.js';
 import type { Runtime } from '../runtime.js';
 
@@ -17,6 +22,16 @@ export type NamedProgress = RebuildProgress & { name: string };
 export interface OperationMap {
   'projections.status': { args: Record<string, never>; result: ProjectionReport[]; progress: never };
   'projections.rebuild': { args: { names: string[] }; result: NamedProgress[]; progress: NamedProgress };
+  'tenants.create': { args: { id: string; name: string }; result: { id: string }; progress: never };
+  'users.create': {
+    args: { tenant: string; email: string; role: string; name: string | null; password: string };
+    result: { id: string; email: string; tenant: string; role: string };
+    progress: never;
+  };
+  'users.set_password': { args: { email: string; password: string }; result: { email: string }; progress: never };
+  'keys.rotate': { args: { use: KeyUse }; result: { kid: string; use: KeyUse }; progress: never };
+  'audit.export': { args: AuditExportArgs; result: AuditExportResult; progress: AuditProgress };
+  'audit.verify': { args: AuditVerifyArgs; result: AuditVerifyResult; progress: AuditProgress };
 }
 
 export type OperationName = keyof OperationMap;
@@ -70,6 +85,23 @@ function handlers(rt: Runtime): Handlers {
       }
       return results;
     },
+    async 'tenants.create'({ id, name }) {
+      await createTenant(rt.identity, id, name);
+      return { id };
+    },
+    async 'users.create'({ tenant, email, role, name, password }) {
+      const { userId } = await registerUser(rt.identity, { tenantId: tenant, email, role, password, displayName: name ?? undefined });
+      return { id: userId, email: normalizeEmail(email), tenant, role };
+    },
+    async 'users.set_password'({ email, password }) {
+      await changePassword(rt.identity, { email, password });
+      return { email: normalizeEmail(email) };
+    },
+    async 'keys.rotate'({ use }) {
+      return { kid: await rt.identity.keyring.rotate(use), use };
+    },
+    'audit.export': (args, onProgress) => exportAudit({ store: rt.store, keyring: rt.identity.keyring }, args, onProgress),
+    'audit.verify': (args, onProgress) => verifyAudit({ keyring: rt.identity.keyring }, args, onProgress),
   };
 }
 

@@ -1,11 +1,12 @@
 import type { SigningKeysTable } from '../auth/keyring.js';
 import type { CountersTable } from '../lib/shared-counters.js';
 import type { AlertsTables } from './alerts.js';
+import type { AuditTables } from './audit.js';
 import type { CasesTables } from './cases.js';
 import type { ProjectionsTable } from './catalog.js';
 import type { IdentityTables } from './identity.js';
 
 /** Every table (and read-model view) the application queries through kysely. */
-export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable {
+export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable, AuditTables {
   projections: ProjectionsTable;
 }

@@ -52,7 +52,7 @@ describe('the server process on the embedded default', () => {
     expect(result.code).toBe(0);
     expect(result.stderr).toContain('control socket');
     const statuses = JSON.parse(result.stdout) as { name: string; status: string }[];
-    expect(statuses.map((s) => `${s.name}:${s.status}`).sort()).toEqual(['alerts:live', 'cases:live', 'identity:live']);
+    expect(statuses.map((s) => `${s.name}:${s.status}`).sort()).toEqual(['alerts:live', 'audit:live', 'cases:live', 'identity:live']);
   });
 
   it('a rebuild asked of the CLI runs in the server and reports progress', async () => {
@@ -61,6 +61,7 @@ describe('the server process on the embedded default', () => {
     expect(result.stdout).toContain('alerts: version 2 is live');
     expect(result.stdout).toContain('cases: version 2 is live');
     expect(result.stdout).toContain('identity: version 2 is live');
+    expect(result.stdout).toContain('audit: version 2 is live');
     expect(result.stderr).toMatch(/alerts v2 .*(done|switching)/);
   });
 
@@ -73,7 +74,7 @@ describe('the server process on the embedded default', () => {
     server = await startServerProcess(env);
     const result = await runCli(['projections', 'status', '--json'], env);
     const live = (JSON.parse(result.stdout) as { name: string; status: string; version: number }[]).filter((s) => s.status === 'live');
-    expect(live.map((s) => `${s.name}@${s.version}`).sort()).toEqual(['alerts@2', 'cases@2', 'identity@2']);
+    expect(live.map((s) => `${s.name}@${s.version}`).sort()).toEqual(['alerts@2', 'audit@2', 'cases@2', 'identity@2']);
   });
 
   it('after a clean stop the lock is released and the CLI opens the data directory itself', async () => {
