@@ -25,6 +25,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { EventData } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres/store.js';
+import { STREAMING_FLAGS } from '../bin/streaming-flags.js';
 import { adminQuery, alertIngested, DATABASE_URL, log, newSchemaName, progress, serverPool, tempDir } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
@@ -80,7 +81,8 @@ async function child(operation: 'export' | 'verify', schema: string, file: strin
 
 function runChild(operation: 'export' | 'verify', schema: string, file: string): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), 'child', operation, schema, file], {
+    // The flags the CLI runs its audit commands with (bin/aisoc.js).
+    const proc = spawn(process.execPath, [...STREAMING_FLAGS, '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), 'child', operation, schema, file], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

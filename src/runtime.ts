@@ -1,9 +1,7 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect as connectNats, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Gauge } from 'prom-client';
-import { EventStoreDBEventStore } from '../eventstore/esdb/store.js';
 import type { EventStore } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres/store.js';
 import { sql } from 'kysely';
@@ -61,8 +59,9 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
   const metrics = new Metrics();
   let rawStore: EventStore;
   try {
+    // The gRPC and NATS clients are heavy: loaded only where configured.
     rawStore = config.EVENTSTORE_URL
-      ? new EventStoreDBEventStore(config.EVENTSTORE_URL)
+      ? new (await import('../eventstore/esdb/store.js')).EventStoreDBEventStore(config.EVENTSTORE_URL)
       : await PostgresEventStore.open(database.pool, { pollIntervalMs: config.AISOC_POLL_INTERVAL_MS });
   } catch (error) {
     await database.close();
@@ -73,6 +72,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
   const projections = [...READ_MODELS];
   if (config.NATS_URL) {
     try {
+      const { connect: connectNats } = await import('@nats-io/transport-node');
+      const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
       nats = await connectNats({ servers: config.NATS_URL, name: `aisoc-${process.pid}`, maxReconnectAttempts: -1 });
       await ensureEventsStream(await jetstreamManager(nats));
       projections.push(natsForwarder(jetstream(nats)));

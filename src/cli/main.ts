@@ -5,7 +5,6 @@ import { AppError } from '../domain/errors.js';
 import { DataDirLockedError, lockDataDir, lockOwner } from '../lib/data-dir-lock.js';
 import { createLogger } from '../lib/logger.js';
 import { openRuntime } from '../runtime.js';
-import { startServer } from '../server.js';
 import { remoteOperations } from './control.js';
 import { localOperations, type RunOperation } from './operations.js';
 import { progressReporter } from './progress.js';
@@ -16,7 +15,7 @@ import { readPassword } from './prompt.js';
  * server's control socket when the server owns the embedded data directory (PGlite has no
  * lock of its own; two processes on one directory would corrupt it).
  */
-async function withOperations<T>(config: Config, work: (run: RunOperation) => Promise<T>): Promise<T> {
+async function withOperations<T>(config: Config, work: (run: RunOperation) => Promise<T>, options: { writes?: boolean } = {}): Promise<T> {
   let release = async () => undefined as void;
   if (!config.DATABASE_URL) {
     const owner = await lockOwner(config.dataDir);
@@ -29,9 +28,9 @@ async function withOperations<T>(config: Config, work: (run: RunOperation) => Pr
   }
   const logger = createLogger({ level: config.AISOC_LOG_LEVEL === 'info' ? 'warn' : config.AISOC_LOG_LEVEL });
   try {
-    // Writes wait for the read models (a user creation checks its tenant exists): this
-    // process runs the projections while it works, unless a server holds their leases.
-    const runtime = await openRuntime(config, logger, { runProjections: true });
+    // Writes wait for the read models (a user creation checks its tenant exists): for them
+    // this process runs the projections while it works, unless a server holds their leases.
+    const runtime = await openRuntime(config, logger, { runProjections: options.writes === true });
     try {
       return await work(localOperations(runtime));
     } finally {
@@ -50,6 +49,7 @@ program
   .action(async () => {
     const config = loadConfig();
     const logger = createLogger({ level: config.AISOC_LOG_LEVEL });
+    const { startServer } = await import('../server.js');
     const server = await startServer(config, logger);
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'shutting down');
@@ -159,7 +159,7 @@ tenants
   .option('--name <name>', 'a display name (default: the id)')
   .action(async (id: string, options: { name?: string }) => {
     const config = loadConfig();
-    await withOperations(config, (run) => run('tenants.create', { id, name: options.name ?? id }));
+    await withOperations(config, (run) => run('tenants.create', { id, name: options.name ?? id }), { writes: true });
     console.log(`Tenant ${id} created`);
   });
 
@@ -175,8 +175,10 @@ users
   .action(async (options: { email: string; role: string; tenant: string; name?: string }) => {
     const config = loadConfig();
     const password = await readPassword(`Password for ${options.email}: `);
-    const user = await withOperations(config, (run) =>
-      run('users.create', { tenant: options.tenant, email: options.email, role: options.role, name: options.name ?? null, password }),
+    const user = await withOperations(
+      config,
+      (run) => run('users.create', { tenant: options.tenant, email: options.email, role: options.role, name: options.name ?? null, password }),
+      { writes: true },
     );
     console.log(`User ${user.email} (${user.role}) created in tenant ${user.tenant} with id ${user.id}`);
   });
@@ -188,7 +190,7 @@ users
   .action(async (email: string) => {
     const config = loadConfig();
     const password = await readPassword(`New password for ${email}: `);
-    await withOperations(config, (run) => run('users.set_password', { email, password }));
+    await withOperations(config, (run) => run('users.set_password', { email, password }), { writes: true });
     console.log(`Password of ${email} changed; their sessions have ended`);
   });
 
