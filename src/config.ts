@@ -18,6 +18,8 @@ const ConfigSchema = z.object({
   AISOC_DB_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]*$/, 'must be a lower-case SQL identifier').optional(),
   EVENTSTORE_URL: url(['esdb:', 'kurrentdb:', 'kurrent:', 'esdb+discover:']).optional(),
   NATS_URL: url(['nats:', 'tls:']).optional(),
+  /** Prefix of this installation's NATS subjects and streams (several can share a server). */
+  AISOC_NATS_NAMESPACE: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lower-case identifier').default('aisoc'),
   AISOC_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   AISOC_POLL_INTERVAL_MS: z.coerce.number().int().min(5).max(60_000).default(100),
   AISOC_READ_YOUR_WRITES_TIMEOUT_MS: z.coerce.number().int().min(0).max(60_000).default(5000),
@@ -30,6 +32,10 @@ const ConfigSchema = z.object({
   AISOC_LOGIN_WINDOW_SECONDS: z.coerce.number().int().min(1).default(900),
   /** Express' `trust proxy`: set it when a load balancer in front sets X-Forwarded-For. */
   AISOC_TRUST_PROXY: z.string().optional(),
+  /** Sightings of one rule on one principal entity this close together become one alert. */
+  AISOC_CORRELATION_WINDOW_SECONDS: z.coerce.number().int().min(0).default(3600),
+  /** Alerts of a batch each fusion worker fuses at once. */
+  AISOC_FUSION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   NODE_ENV: z.string().default('development'),
 });
 

@@ -16,6 +16,9 @@ import { instrumentStore } from './lib/instrumented-store.js';
 import type { Logger } from './lib/logger.js';
 import { Metrics } from './lib/metrics.js';
 import { COUNTERS_DDL, SharedCounters } from './lib/shared-counters.js';
+import type { IngestQueue } from './ingest/batch.js';
+import { DatabaseIngestQueue, INGEST_QUEUE_DDL } from './ingest/database-queue.js';
+import { fuseBatch } from './ingest/fusion.js';
 import { withDdlLock } from './projections/catalog.js';
 import { alertsProjection } from './projections/alerts.js';
 import { auditProjection } from './projections/audit.js';
@@ -38,6 +41,8 @@ export interface Runtime {
   identity: IdentityDeps;
   /** Set when NATS_URL is: JetStream for ingest and the event fan-out. */
   nats: NatsConnection | null;
+  /** Where accepted alerts wait for fusion: JetStream with NATS, the database without. */
+  ingest: IngestQueue;
   close(): Promise<void>;
 }
 
@@ -75,8 +80,8 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       const { connect: connectNats } = await import('@nats-io/transport-node');
       const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
       nats = await connectNats({ servers: config.NATS_URL, name: `aisoc-${process.pid}`, maxReconnectAttempts: -1 });
-      await ensureEventsStream(await jetstreamManager(nats));
-      projections.push(natsForwarder(jetstream(nats)));
+      await ensureEventsStream(await jetstreamManager(nats), config.AISOC_NATS_NAMESPACE);
+      projections.push(natsForwarder(jetstream(nats), config.AISOC_NATS_NAMESPACE));
     } catch (error) {
       await nats?.close();
       await store.close();
@@ -90,10 +95,18 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     { runAll: options.runProjections },
   );
   await daemon.start();
-  await withDdlLock(database.db, (trx) => sql.raw(`${KEYRING_DDL}\n${COUNTERS_DDL}`).execute(trx));
+  await withDdlLock(database.db, (trx) => sql.raw(`${KEYRING_DDL}\n${COUNTERS_DDL}\n${INGEST_QUEUE_DDL}`).execute(trx));
   metrics.watchProjections(daemon);
   if (!database.embedded) watchOldestTransaction(metrics, database);
   const commands: CommandDeps = { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids };
+  const ingest: IngestQueue = nats
+    ? await (await import('./ingest/jetstream-queue.js')).JetStreamIngestQueue.open(nats, logger, { namespace: config.AISOC_NATS_NAMESPACE })
+    : new DatabaseIngestQueue(database.db, logger);
+  const fusion = options.runProjections
+    ? ingest.consume((batch) =>
+        fuseBatch(commands, { correlationWindowSeconds: config.AISOC_CORRELATION_WINDOW_SECONDS, concurrency: config.AISOC_FUSION_CONCURRENCY }, batch),
+      )
+    : undefined;
   const counters = new SharedCounters(database.db);
   counters.start();
   const identity: IdentityDeps = {
@@ -120,7 +133,10 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     commands,
     identity,
     nats,
+    ingest,
     async close() {
+      await fusion?.stop();
+      await ingest.close();
       await counters.stop().catch(() => undefined);
       await daemon.stop();
       await nats?.drain().catch(() => undefined);

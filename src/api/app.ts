@@ -9,6 +9,7 @@ import { authentication } from './authenticate.js';
 import { healthRouter } from './health.js';
 import { problemHandler, sendProblem } from './problems.js';
 import { requestId } from './request-id.js';
+import { alertsRouter } from './routes/alerts.js';
 import { apiKeysRouter } from './routes/api-keys.js';
 import { auditRouter } from './routes/audit.js';
 import { authRouter } from './routes/auth.js';
@@ -73,7 +74,7 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   });
   app.get('/docs', swaggerUi.setup(openApiDocument));
   app.use(healthRouter(rt));
-  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt));
+  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

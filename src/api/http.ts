@@ -5,6 +5,7 @@ import type { CommandContext } from '../commands/handler.js';
 import type { CallContext } from '../commands/identity.js';
 import { AppError } from '../domain/errors.js';
 import { principalOf } from './authenticate.js';
+import { noteWrite } from './consistency.js';
 
 /** Who asks, for the events a request writes. */
 export function commandContext(req: Request): CommandContext {
@@ -16,9 +17,11 @@ export function callContext(req: Request): CallContext {
   return { requestId: req.res?.locals.requestId as string, sourceIp: req.ip ?? null, userAgent: req.get('User-Agent') ?? null };
 }
 
-/** Every write answers with where its events are in the log. */
+/** Every write answers with where its events are in the log, and its author reads it next. */
 export function setPosition(res: Response, position: Position | undefined): void {
-  if (position) res.setHeader('X-Event-Position', position);
+  if (!position) return;
+  res.setHeader('X-Event-Position', position);
+  noteWrite(res, position);
 }
 
 export function created(res: Response, location: string, body: unknown, position?: Position): void {

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { v5 as uuidV5 } from 'uuid';
 import {
   WrongExpectedVersionError,
   type EventStore,
@@ -34,6 +35,12 @@ export interface HandleOptions {
   retryOnConflict?: boolean;
   /** The stream must not exist yet (creation commands). */
   create?: boolean;
+  /**
+   * Makes the command idempotent: its events get ids derived from this key, and a stream that
+   * already holds the first of them has seen this command, which then changes nothing. For
+   * at-least-once deliveries (a queue redelivering an item).
+   */
+  idempotencyKey?: string;
 }
 
 export interface HandleResult<State, Event extends DomainEvent> {
@@ -53,6 +60,8 @@ export interface CommandDeps {
 }
 
 const MAX_ATTEMPTS = 20;
+/** UUIDv5 namespace of events whose ids derive from an idempotency key. */
+const IDEMPOTENT_EVENTS = '4b0f3c57-5d3b-4a8e-9f0e-6a1f2c9d7e10';
 
 /**
  * The generic command handler: load the stream and fold it, decide, append at the loaded
@@ -66,8 +75,11 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
   context: CommandContext,
   options: HandleOptions = {},
 ): Promise<HandleResult<State, Event>> {
+  // Event ids are unique across the store: derive them per stream.
+  const derivedId = (index: number) => uuidV5(`${options.idempotencyKey}\u0000${streamId}\u0000${index}`, IDEMPOTENT_EVENTS);
   for (let attempt = 1; ; attempt += 1) {
-    const { state, revision } = await loadAggregate(deps, decider, streamId, context.tenantId);
+    const { state, revision, eventIds } = await loadAggregate(deps, decider, streamId, context.tenantId);
+    if (options.idempotencyKey !== undefined && eventIds.has(derivedId(0))) return { state, events: [], revision, position: undefined };
     if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
       throw new AppError('precondition_failed', `The resource is at revision ${revision}, not ${options.expectedRevision}`);
     }
@@ -80,8 +92,8 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
     try {
       const result = await deps.store.appendToStream(
         streamId,
-        events.map((event) => ({
-          id: deps.ids.newId(),
+        events.map((event, index) => ({
+          id: options.idempotencyKey === undefined ? deps.ids.newId() : derivedId(index),
           type: event.type,
           data: deps.registry.toJson(event),
           metadata: { ...metadata, schema_version: deps.registry.versionOf(event.type) } as unknown as JsonObject,
@@ -111,17 +123,19 @@ export async function loadAggregate<Command, Event extends DomainEvent, State>(
   decider: Decider<Command, Event, State>,
   streamId: string,
   tenantId: string,
-): Promise<{ state: State; revision: bigint }> {
+): Promise<{ state: State; revision: bigint; eventIds: Set<string> }> {
   const recorded = await deps.store.readStream(streamId);
   let state = decider.initialState();
   let revision = -1n;
+  const eventIds = new Set<string>();
   for (const event of recorded) {
     const stored = deps.registry.decode<Event>(event);
     if (stored.metadata.tenant_id !== tenantId) throw notFound('Resource');
     state = decider.evolve(state, stored.event);
     revision = event.revision;
+    eventIds.add(event.id);
   }
-  return { state, revision };
+  return { state, revision, eventIds };
 }
 
 export function eventMetadata(context: CommandContext, now: Date): Omit<EventMetadata, 'schema_version'> {

@@ -42,10 +42,14 @@ export const AlertOccurrenceRecorded = defineEvent(
   z.object({
     seen_at: Timestamp,
     source_ref: z.string().max(512),
+    /** The alert id the sighting came in under, when it was merged here by correlation. */
+    alias_id: Id.nullable().default(null),
     entities: z.array(Entity).default([]),
     techniques: z.array(Technique).default([]),
   }),
 );
+/** This alert id was correlated into another, open alert: reads of it show that one. */
+export const AlertMergedInto = defineEvent('alert.merged_into', z.object({ target_alert_id: Id, correlation_key: z.string().max(1024) }));
 export const AlertStatusChanged = defineEvent('alert.status_changed', z.object({ from: AlertStatus, to: AlertStatus }));
 export const AlertSeverityChanged = defineEvent('alert.severity_changed', z.object({ from: Severity, to: Severity }));
 export const AlertTagsChanged = defineEvent('alert.tags_changed', z.object({ tags: Tags }));
@@ -55,6 +59,7 @@ export const AlertDeleted = defineEvent('alert.deleted', z.object({}));
 export const ALERT_EVENTS = [
   AlertIngested,
   AlertOccurrenceRecorded,
+  AlertMergedInto,
   AlertStatusChanged,
   AlertSeverityChanged,
   AlertTagsChanged,
@@ -65,16 +70,21 @@ export type AlertEvent = EventOf<(typeof ALERT_EVENTS)[number]>;
 
 export type AlertCommand =
   | { type: 'IngestAlert'; alert: z.input<typeof AlertIngested.schema> }
-  | { type: 'RecordAlertOccurrence'; sourceRef: string; entities?: Entity[]; techniques?: string[] }
+  | { type: 'RecordAlertOccurrence'; sourceRef: string; aliasId?: string | null; entities?: Entity[]; techniques?: string[] }
+  | { type: 'MergeAlertInto'; targetAlertId: string; correlationKey: string }
   | { type: 'ChangeAlertStatus'; status: AlertStatus }
   | { type: 'ChangeAlertSeverity'; severity: Severity }
   | { type: 'SetAlertTags'; tags: string[] }
+  /** Several fields at once (PATCH): all of its changes in one append, or none. */
+  | { type: 'UpdateAlert'; status?: AlertStatus; severity?: Severity; tags?: string[] }
   | { type: 'AssignAlert'; assignee: string | null }
   | { type: 'DeleteAlert' };
 
 export interface AlertState {
   exists: boolean;
   deleted: boolean;
+  /** Set on an alert id that was correlated into another alert. */
+  mergedInto: string | null;
   status: AlertStatus;
   severity: Severity;
   tags: string[];
@@ -84,6 +94,7 @@ export interface AlertState {
 const initialState = (): AlertState => ({
   exists: false,
   deleted: false,
+  mergedInto: null,
   status: 'new',
   severity: 'medium',
   tags: [],
@@ -104,15 +115,19 @@ function evolve(state: AlertState, event: AlertEvent): AlertState {
       return { ...state, assignee: event.data.assignee };
     case 'alert.deleted':
       return { ...state, deleted: true };
+    case 'alert.merged_into':
+      return { ...state, mergedInto: event.data.target_alert_id };
     case 'alert.occurrence_recorded':
       return state;
   }
 }
 
 function decide(command: AlertCommand, state: AlertState, { now }: { now: Date }): AlertEvent[] {
-  if (command.type === 'IngestAlert') {
-    if (state.exists) throw new AppError('conflict', 'This alert already exists');
-    return [AlertIngested(command.alert)];
+  if (command.type === 'IngestAlert' || command.type === 'MergeAlertInto') {
+    if (state.exists || state.mergedInto) throw new AppError('conflict', 'This alert already exists');
+    return command.type === 'IngestAlert'
+      ? [AlertIngested(command.alert)]
+      : [AlertMergedInto({ target_alert_id: command.targetAlertId, correlation_key: command.correlationKey })];
   }
   if (!state.exists || state.deleted) throw notFound('Alert');
   switch (command.type) {
@@ -121,6 +136,7 @@ function decide(command: AlertCommand, state: AlertState, { now }: { now: Date }
         AlertOccurrenceRecorded({
           seen_at: now.toISOString(),
           source_ref: command.sourceRef,
+          alias_id: command.aliasId ?? null,
           entities: command.entities ?? [],
           techniques: command.techniques ?? [],
         }),
@@ -141,6 +157,21 @@ function decide(command: AlertCommand, state: AlertState, { now }: { now: Date }
       return command.assignee === state.assignee ? [] : [AlertAssigned({ assignee: command.assignee, previous: state.assignee })];
     case 'DeleteAlert':
       return [AlertDeleted({})];
+    case 'UpdateAlert': {
+      const parts: AlertCommand[] = [
+        ...(command.status !== undefined ? [{ type: 'ChangeAlertStatus' as const, status: command.status }] : []),
+        ...(command.severity !== undefined ? [{ type: 'ChangeAlertSeverity' as const, severity: command.severity }] : []),
+        ...(command.tags !== undefined ? [{ type: 'SetAlertTags' as const, tags: command.tags }] : []),
+      ];
+      const events: AlertEvent[] = [];
+      let current = state;
+      for (const part of parts) {
+        const decided = decide(part, current, { now });
+        events.push(...decided);
+        current = decided.reduce(evolve, current);
+      }
+      return events;
+    }
   }
 }
 

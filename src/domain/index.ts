@@ -1,6 +1,7 @@
 import { ALERT_EVENTS } from './alert.js';
 import { API_KEY_EVENTS } from './api-key.js';
 import { CASE_EVENTS } from './case.js';
+import { CORRELATION_EVENTS } from './correlation.js';
 import { EventRegistry } from './registry.js';
 import { RBAC_EVENTS } from './role.js';
 import { SESSION_EVENTS } from './session.js';
@@ -11,6 +12,7 @@ import { USER_EVENTS } from './user.js';
 export const eventRegistry = new EventRegistry([
   ...ALERT_EVENTS,
   ...CASE_EVENTS,
+  ...CORRELATION_EVENTS,
   ...TENANT_EVENTS,
   ...USER_EVENTS,
   ...SESSION_EVENTS,

@@ -33,6 +33,8 @@ export interface AlertRow {
 
 export interface AlertsTables {
   alerts: AlertRow;
+  /** Alert ids correlated into another alert: reading one shows the other. */
+  alert_aliases: { alias_id: string; alert_id: string; tenant_id: string };
 }
 
 const COLUMNS = [
@@ -104,6 +106,7 @@ function evolveRow(row: AlertRow | undefined, stored: StoredEvent<AlertEvent>): 
     case 'alert.assigned':
       return touched({ ...row, assignee: event.data.assignee });
     case 'alert.deleted':
+    case 'alert.merged_into':
       return undefined;
   }
 }
@@ -114,7 +117,7 @@ const UPSERT_CHUNK = Math.floor(60_000 / COLUMNS.length);
 export const alertsProjection: Projection<AlertsTables> = {
   name: 'alerts',
   filter: { categories: [ALERT_CATEGORY] },
-  tables: ['alerts'],
+  tables: ['alerts', 'alert_aliases'],
   createTables: (t) => /* sql */ `
     CREATE TABLE ${t('alerts')} (
       id uuid PRIMARY KEY,
@@ -140,13 +143,19 @@ export const alertsProjection: Projection<AlertsTables> = {
       last_seen timestamptz NOT NULL,
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
-      revision bigint NOT NULL
+      revision bigint NOT NULL,
+      search tsvector GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || description)) STORED
     );
+    CREATE INDEX ${t('alerts')}_search ON ${t('alerts')} USING gin (search);
+    CREATE INDEX ${t('alerts')}_techniques ON ${t('alerts')} USING gin (techniques);
+    CREATE INDEX ${t('alerts')}_tenant_assignee ON ${t('alerts')} (tenant_id, assignee, created_at DESC, id DESC);
+    CREATE INDEX ${t('alerts')}_tenant_source ON ${t('alerts')} (tenant_id, source, created_at DESC, id DESC);
     CREATE INDEX ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC);
     CREATE INDEX ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC);
     CREATE INDEX ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC);
     CREATE INDEX ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC)
       WHERE correlation_key IS NOT NULL;
+    CREATE TABLE ${t('alert_aliases')} (alias_id uuid PRIMARY KEY, alert_id uuid NOT NULL, tenant_id text NOT NULL);
   `,
   async apply(trx, events) {
     const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))];
@@ -163,6 +172,12 @@ export const alertsProjection: Projection<AlertsTables> = {
       return row ? [row] : [];
     });
     const removed = [...touched].filter((id) => rows.get(id) === undefined);
+    const aliases = (events as StoredEvent<AlertEvent>[]).flatMap(({ event, recorded, metadata }) =>
+      event.type === 'alert.merged_into'
+        ? [{ alias_id: alertIdOf(recorded.streamId), alert_id: event.data.target_alert_id, tenant_id: metadata.tenant_id }]
+        : [],
+    );
+    if (aliases.length > 0) await trx.insertInto('alert_aliases').values(aliases).onConflict((oc) => oc.column('alias_id').doNothing()).execute();
     for (let i = 0; i < upserts.length; i += UPSERT_CHUNK) {
       await upsertAlerts(trx, upserts.slice(i, i + UPSERT_CHUNK));
     }
@@ -171,13 +186,15 @@ export const alertsProjection: Projection<AlertsTables> = {
 };
 
 async function upsertAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[]): Promise<void> {
-  const values = rows.map(
-    (row): Insertable<AlertRow> => ({
-      ...row,
+  // Only the projection's own columns: rows read back also carry the generated search column.
+  const values = rows.map((row): Insertable<AlertRow> => {
+    const value = Object.fromEntries(COLUMNS.map((c) => [c, row[c]])) as unknown as AlertRow;
+    return {
+      ...value,
       entities: JSON.stringify(row.entities) as unknown as AlertRow['entities'],
       raw: JSON.stringify(row.raw) as unknown as AlertRow['raw'],
-    }),
-  );
+    };
+  });
   await trx
     .insertInto('alerts')
     .values(values)

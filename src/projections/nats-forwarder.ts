@@ -3,31 +3,31 @@ import { streamCategory } from '../../eventstore/port.js';
 import type { StoredEvent } from '../domain/registry.js';
 import type { Projection } from './projection.js';
 
-export const EVENTS_STREAM = 'AISOC_EVENTS';
-export const EVENTS_SUBJECT_PREFIX = 'aisoc.events';
+/** `AISOC_EVENTS` and `aisoc.events.>` for the default namespace. */
+export const eventsStreamName = (namespace: string) => `${namespace.toUpperCase()}_EVENTS`;
 
 /** Subject tokens cannot hold `.`, `*`, `>` or whitespace. */
 const token = (value: string) => value.replace(/[^A-Za-z0-9_-]/g, '_') || '_';
 
-export const eventSubject = (tenantId: string, streamId: string) =>
-  `${EVENTS_SUBJECT_PREFIX}.${token(tenantId)}.${token(streamCategory(streamId))}`;
+export const eventSubject = (namespace: string, tenantId: string, streamId: string) =>
+  `${namespace}.events.${token(tenantId)}.${token(streamCategory(streamId))}`;
 
 /** The JetStream stream every committed event is forwarded to. */
-export async function ensureEventsStream(jsm: JetStreamManager): Promise<void> {
-  const config = { name: EVENTS_STREAM, subjects: [`${EVENTS_SUBJECT_PREFIX}.>`] };
+export async function ensureEventsStream(jsm: JetStreamManager, namespace: string): Promise<void> {
+  const name = eventsStreamName(namespace);
   try {
-    await jsm.streams.info(EVENTS_STREAM);
+    await jsm.streams.info(name);
   } catch {
-    await jsm.streams.add(config);
+    await jsm.streams.add({ name, subjects: [`${namespace}.events.>`] });
   }
 }
 
 /**
- * Publishes every committed event, in log order, to `aisoc.events.<tenant>.<category>` with
+ * Publishes every committed event, in log order, to `<namespace>.events.<tenant>.<category>` with
  * the event id as the message id: JetStream drops a re-publish after a crash between publish
  * and checkpoint (within its duplicate window; consumers dedupe by id beyond it).
  */
-export function natsForwarder(js: JetStreamClient): Projection {
+export function natsForwarder(js: JetStreamClient, namespace: string): Projection {
   return {
     name: 'nats_forwarder',
     tables: [],
@@ -35,7 +35,7 @@ export function natsForwarder(js: JetStreamClient): Projection {
     async react(events: StoredEvent[]) {
       const acks = events.map(({ recorded, metadata }) =>
         js.publish(
-          eventSubject(metadata.tenant_id ?? 'none', recorded.streamId),
+          eventSubject(namespace, metadata.tenant_id ?? 'none', recorded.streamId),
           JSON.stringify({
             id: recorded.id,
             type: recorded.type,

@@ -1,4 +1,5 @@
 import type { SigningKeysTable } from '../auth/keyring.js';
+import type { IngestQueueTable } from '../ingest/database-queue.js';
 import type { CountersTable } from '../lib/shared-counters.js';
 import type { AlertsTables } from './alerts.js';
 import type { AuditTables } from './audit.js';
@@ -7,6 +8,6 @@ import type { ProjectionsTable } from './catalog.js';
 import type { IdentityTables } from './identity.js';
 
 /** Every table (and read-model view) the application queries through kysely. */
-export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable, AuditTables {
+export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable, IngestQueueTable, AuditTables {
   projections: ProjectionsTable;
 }

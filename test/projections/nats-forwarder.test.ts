@@ -10,7 +10,7 @@ import { handleCommand, type CommandContext } from '../../src/commands/handler.j
 import { alertDecider, alertStream } from '../../src/domain/alert.js';
 import { caseDecider, caseStream } from '../../src/domain/case.js';
 import { uuidV7Ids } from '../../src/lib/clock.js';
-import { EVENTS_STREAM } from '../../src/projections/nats-forwarder.js';
+import { eventsStreamName } from '../../src/projections/nats-forwarder.js';
 import type { Runtime } from '../../src/runtime.js';
 import { hasNats, natsUrl } from '../support/databases.js';
 import { testRuntime, type TestRuntime } from '../support/runtime.js';
@@ -26,11 +26,15 @@ describe.skipIf(!hasNats)('forwarding committed events to NATS JetStream', () =>
   let rt: Runtime;
   let nc: NatsConnection;
   const tenant = `tenant_${randomUUID().slice(0, 8)}`;
+  let namespace: string;
+  let EVENTS_STREAM: string;
   const context: CommandContext = { tenantId: tenant, actor: { type: 'user', id: 'ana' } };
 
   beforeAll(async () => {
     fixture = await testRuntime('embedded', { NATS_URL: natsUrl });
     rt = fixture.runtime;
+    namespace = fixture.env.AISOC_NATS_NAMESPACE!;
+    EVENTS_STREAM = eventsStreamName(namespace);
     nc = await connect({ servers: natsUrl });
   });
   afterAll(async () => {
@@ -40,7 +44,7 @@ describe.skipIf(!hasNats)('forwarding committed events to NATS JetStream', () =>
 
   /** Reads what the tenant's subjects hold, from the start of the stream. */
   async function forwarded(expected: number): Promise<Forwarded[]> {
-    const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: `aisoc.events.${tenant}.>` });
+    const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: `${namespace}.events.${tenant}.>` });
     const messages = await consumer.consume();
     const received: Forwarded[] = [];
     const deadline = setTimeout(() => messages.stop(), 10_000);
@@ -55,7 +59,7 @@ describe.skipIf(!hasNats)('forwarding committed events to NATS JetStream', () =>
 
   /** How many messages the tenant's subjects hold. */
   async function countForwarded(): Promise<number> {
-    const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: `aisoc.events.${tenant}.>` });
+    const consumer = await jetstream(nc).consumers.get(EVENTS_STREAM, { filter_subjects: `${namespace}.events.${tenant}.>` });
     return (await consumer.info()).num_pending;
   }
 
@@ -80,7 +84,7 @@ describe.skipIf(!hasNats)('forwarding committed events to NATS JetStream', () =>
     const received = await forwarded(3);
     expect(received.map((m) => m.body.id)).toEqual(events.map((e) => e.id));
     expect(received.map((m) => m.msgId)).toEqual(events.map((e) => e.id));
-    expect(received.map((m) => m.subject)).toEqual([`aisoc.events.${tenant}.alert`, `aisoc.events.${tenant}.case`, `aisoc.events.${tenant}.alert`]);
+    expect(received.map((m) => m.subject)).toEqual([`${namespace}.events.${tenant}.alert`, `${namespace}.events.${tenant}.case`, `${namespace}.events.${tenant}.alert`]);
     expect(received[0]!.body).toMatchObject({ type: 'alert.ingested', stream_id: alertStream(alertId), metadata: { tenant_id: tenant } });
   });
 

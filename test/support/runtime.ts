@@ -43,7 +43,13 @@ export async function dropSchema(schema: string): Promise<void> {
 }
 
 export async function testRuntime(kind: RuntimeKind, extraEnv: Record<string, string> = {}): Promise<TestRuntime> {
-  const env: Record<string, string> = { AISOC_LOG_LEVEL: 'silent', AISOC_POLL_INTERVAL_MS: '10', ...extraEnv };
+  const env: Record<string, string> = {
+    AISOC_LOG_LEVEL: 'silent',
+    AISOC_POLL_INTERVAL_MS: '10',
+    // Its own NATS streams and subjects, so test files sharing the NATS server stay apart.
+    AISOC_NATS_NAMESPACE: `t${randomBytes(5).toString('hex')}`,
+    ...extraEnv,
+  };
   let dispose: () => Promise<void>;
   if (kind === 'embedded') {
     const dataDir = await freshDataDir();

@@ -1,0 +1,154 @@
+import { Router, type Request } from 'express';
+import { sql } from 'kysely';
+import { handleCommand } from '../../commands/handler.js';
+import { alertDecider, alertStream, type AlertCommand, type AlertStatus } from '../../domain/alert.js';
+import { AppError, notFound } from '../../domain/errors.js';
+import type { Severity } from '../../domain/values.js';
+import { SEVERITY_RANK } from '../../domain/values.js';
+import { alertIdOf } from '../../ingest/fusion.js';
+import { IncomingAlert, type IngestBatch } from '../../ingest/batch.js';
+import type { AlertRow } from '../../projections/alerts.js';
+import type { Runtime } from '../../runtime.js';
+import { principalOf } from '../authenticate.js';
+import { readAfterWrites } from '../consistency.js';
+import { commandContext, etagOf, ifMatch, setPosition } from '../http.js';
+import { paginate } from '../pagination.js';
+
+export const MAX_INGEST_BATCH = 1000;
+
+const iso = (date: Date | null) => date?.toISOString() ?? null;
+
+export function alertView(row: AlertRow, options: { raw: boolean }) {
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id,
+    source: row.source,
+    source_ref: row.source_ref,
+    title: row.title,
+    description: row.description,
+    severity: row.severity,
+    status: row.status,
+    assignee: row.assignee,
+    tags: row.tags,
+    techniques: row.techniques,
+    entities: row.entities,
+    rule: row.rule,
+    correlation_key: row.correlation_key,
+    occurrences: row.occurrences,
+    occurred_at: iso(row.occurred_at),
+    first_seen: iso(row.first_seen),
+    last_seen: iso(row.last_seen),
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
+    ...(options.raw ? { raw: row.raw } : {}),
+  };
+}
+
+export function alertsRouter(rt: Runtime): Router {
+  const router = Router();
+  const db = rt.database.db;
+
+  /** The alert an id names in the caller's tenant: itself, or the one it was correlated into. */
+  async function findAlert(req: Request, id: string): Promise<AlertRow> {
+    const tenantId = principalOf(req).tenantId;
+    const row = await db.selectFrom('alerts').selectAll().where('id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
+    if (row) return row as AlertRow;
+    const alias = await db.selectFrom('alert_aliases').select('alert_id').where('alias_id', '=', id).where('tenant_id', '=', tenantId).executeTakeFirst();
+    const target = alias && (await db.selectFrom('alerts').selectAll().where('id', '=', alias.alert_id).where('tenant_id', '=', tenantId).executeTakeFirst());
+    if (!target) throw notFound('Alert');
+    return target as AlertRow;
+  }
+
+  async function change(req: Request, id: string, command: AlertCommand, expectedRevision: bigint | undefined) {
+    const alert = await findAlert(req, id);
+    const result = await handleCommand(rt.commands, alertDecider, alertStream(alert.id), command, commandContext(req), { expectedRevision });
+    setPosition(req.res!, result.position);
+    return { alert, result };
+  }
+
+  /** The alert as it is after a change: read back once the read model has it. */
+  async function current(req: Request, id: string) {
+    await readAfterWrites(rt, req, ['alerts']);
+    return findAlert(req, id);
+  }
+
+  router.post('/api/v1/alerts', async (req, res) => {
+    const body = req.body as { alerts?: unknown[] } | Record<string, unknown>;
+    const incoming = Array.isArray((body as { alerts?: unknown }).alerts) ? (body as { alerts: unknown[] }).alerts : [body];
+    if (incoming.length > MAX_INGEST_BATCH) throw new AppError('too_large', `At most ${MAX_INGEST_BATCH} alerts per request`);
+    const principal = principalOf(req);
+    const items = incoming.map((raw, index) => {
+      const parsed = IncomingAlert.safeParse(raw);
+      if (!parsed.success) {
+        throw new AppError('invalid', `Alert ${index} is not valid`, {
+          errors: parsed.error.issues.map((issue) => ({ path: `/body/alerts/${index}/${issue.path.join('/')}`, message: issue.message })),
+        });
+      }
+      return { receipt_id: rt.commands.ids.newId(), alert_id: alertIdOf(principal.tenantId, parsed.data.source, parsed.data.source_ref), alert: parsed.data };
+    });
+    const batch: IngestBatch = {
+      batch_id: rt.commands.ids.newId(),
+      tenant_id: principal.tenantId,
+      actor: { type: principal.type, id: principal.id },
+      request_id: (res.locals.requestId as string) ?? null,
+      received_at: rt.commands.clock.now().toISOString(),
+      items,
+    };
+    // 202 only once the batch is durably queued: a queue that does not take it is a 503.
+    await rt.ingest.enqueue(batch);
+    res.status(202).json({
+      batch_id: batch.batch_id,
+      accepted: items.length,
+      alerts: items.map((item) => ({ alert_id: item.alert_id, receipt_id: item.receipt_id, source: item.alert.source, source_ref: item.alert.source_ref })),
+    });
+  });
+
+  router.get('/api/v1/alerts', async (req, res) => {
+    await readAfterWrites(rt, req, ['alerts']);
+    const q = req.query as Record<string, string | undefined>;
+    let query = db.selectFrom('alerts').selectAll().where('tenant_id', '=', principalOf(req).tenantId);
+    if (q.status) query = query.where('status', '=', q.status);
+    if (q.severity) query = query.where('severity_rank', '=', SEVERITY_RANK[q.severity as Severity]);
+    if (q.assignee) query = query.where('assignee', '=', q.assignee);
+    if (q.source) query = query.where('source', '=', q.source);
+    if (q.technique) query = query.where(sql<boolean>`techniques @> ARRAY[${q.technique}]::text[]`);
+    if (q.q) query = query.where(sql<boolean>`search @@ plainto_tsquery('simple', ${q.q})`);
+    if (q.since) query = query.where('created_at', '>=', new Date(q.since));
+    if (q.until) query = query.where('created_at', '<', new Date(q.until));
+    const page = await paginate(req, query, [
+      { column: 'created_at', value: (r) => r.created_at, type: 'date' },
+      { column: 'id', value: (r) => r.id },
+    ]);
+    res.json({ items: page.items.map((row) => alertView(row as AlertRow, { raw: false })), next_cursor: page.next_cursor });
+  });
+
+  router.get('/api/v1/alerts/:id', async (req, res) => {
+    await readAfterWrites(rt, req, ['alerts']);
+    const alert = await findAlert(req, req.params.id!);
+    res.setHeader('ETag', etagOf(alert.revision)).json(alertView(alert, { raw: true }));
+  });
+
+  router.patch('/api/v1/alerts/:id', async (req, res) => {
+    const body = req.body as { status?: AlertStatus; severity?: Severity; tags?: string[] };
+    const { alert } = await change(req, req.params.id!, { type: 'UpdateAlert', ...body }, ifMatch(req));
+    const after = await current(req, alert.id);
+    res.setHeader('ETag', etagOf(after.revision)).json(alertView(after, { raw: true }));
+  });
+
+  router.delete('/api/v1/alerts/:id', async (req, res) => {
+    await change(req, req.params.id!, { type: 'DeleteAlert' }, ifMatch(req));
+    res.status(204).end();
+  });
+
+  router.post('/api/v1/alerts/:id/assign', async (req, res) => {
+    const { assignee } = req.body as { assignee: string | null };
+    if (assignee !== null) {
+      const user = await db.selectFrom('users').select('id').where('id', '=', assignee).where('tenant_id', '=', principalOf(req).tenantId).executeTakeFirst();
+      if (!user) throw new AppError('unprocessable', 'The assignee is not a user of this tenant', { errors: [{ path: '/body/assignee', message: 'unknown user' }] });
+    }
+    const { alert } = await change(req, req.params.id!, { type: 'AssignAlert', assignee }, ifMatch(req));
+    const after = await current(req, alert.id);
+    res.setHeader('ETag', etagOf(after.revision)).json(alertView(after, { raw: true }));
+  });
+  return router;
+}
