@@ -13,6 +13,7 @@ import { alertsRouter } from './routes/alerts.js';
 import { apiKeysRouter } from './routes/api-keys.js';
 import { auditRouter } from './routes/audit.js';
 import { authRouter } from './routes/auth.js';
+import { casesRouter } from './routes/cases.js';
 import { rbacRouter } from './routes/rbac.js';
 import { usersRouter } from './routes/users.js';
 
@@ -74,7 +75,7 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   });
   app.get('/docs', swaggerUi.setup(openApiDocument));
   app.use(healthRouter(rt));
-  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt));
+  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt), casesRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

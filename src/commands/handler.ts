@@ -50,6 +50,8 @@ export interface HandleResult<State, Event extends DomainEvent> {
   revision: bigint;
   /** Where the new events are in `$all`; undefined when the command changed nothing. */
   position: Position | undefined;
+  /** The time the events were stamped with (their metadata's occurred_at). */
+  occurredAt: Date;
 }
 
 export interface CommandDeps {
@@ -79,14 +81,16 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
   const derivedId = (index: number) => uuidV5(`${options.idempotencyKey}\u0000${streamId}\u0000${index}`, IDEMPOTENT_EVENTS);
   for (let attempt = 1; ; attempt += 1) {
     const { state, revision, eventIds } = await loadAggregate(deps, decider, streamId, context.tenantId);
-    if (options.idempotencyKey !== undefined && eventIds.has(derivedId(0))) return { state, events: [], revision, position: undefined };
+    if (options.idempotencyKey !== undefined && eventIds.has(derivedId(0))) {
+      return { state, events: [], revision, position: undefined, occurredAt: deps.clock.now() };
+    }
     if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
       throw new AppError('precondition_failed', `The resource is at revision ${revision}, not ${options.expectedRevision}`);
     }
     if (options.create && revision >= 0n) throw new AppError('conflict', 'This resource already exists');
     const now = deps.clock.now();
     const events = decider.decide(command, state, { now, newId: () => deps.ids.newId() });
-    if (events.length === 0) return { state, events, revision, position: undefined };
+    if (events.length === 0) return { state, events, revision, position: undefined, occurredAt: now };
 
     const metadata = eventMetadata(context, now);
     try {
@@ -105,6 +109,7 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
         events,
         revision: result.nextExpectedRevision,
         position: result.position,
+        occurredAt: now,
       };
     } catch (error) {
       if (!(error instanceof WrongExpectedVersionError)) throw error;

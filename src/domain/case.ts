@@ -89,7 +89,22 @@ export type CaseCommand =
   | { type: 'ChangeCaseStatus'; status: CaseStatus; reason?: string | null }
   | { type: 'ReopenCase'; reason: string }
   | { type: 'AddComment'; author: string; body: string }
-  | { type: 'AddTimelineEntry'; kind: string; summary: string; occurredAt?: string; data?: Record<string, unknown> };
+  | { type: 'AddTimelineEntry'; kind: string; summary: string; occurredAt?: string; data?: Record<string, unknown> }
+  /**
+   * Several changes at once (PATCH), in one append or none. A status other than closed on a
+   * closed case reopens it, which needs a reason.
+   */
+  | {
+      type: 'UpdateCase';
+      title?: string;
+      description?: string;
+      severity?: z.infer<typeof Severity>;
+      tags?: string[];
+      assignee?: string | null;
+      status?: CaseStatus;
+      reason?: string | null;
+      linkAlertIds?: string[];
+    };
 
 export interface CaseState {
   exists: boolean;
@@ -175,6 +190,30 @@ function decide(command: CaseCommand, state: CaseState, { now, newId }: { now: D
       return [CaseReopened({ to: REOPENED_STATUS, reason: command.reason })];
     case 'AddComment':
       return [CaseCommentAdded({ comment_id: newId(), author: command.author, body: command.body })];
+    case 'UpdateCase': {
+      const reopening = state.status === 'closed' && command.status !== undefined && command.status !== 'closed';
+      if (reopening && command.status !== REOPENED_STATUS) {
+        throw invalidTransition('closed', command.status!, [REOPENED_STATUS]);
+      }
+      if (reopening && !command.reason) throw new AppError('unprocessable', 'Reopening a closed case needs a reason', { errors: [{ path: '/body/reason', message: 'required to reopen' }] });
+      const parts: CaseCommand[] = [
+        ...(reopening ? [{ type: 'ReopenCase' as const, reason: command.reason! }] : []),
+        ...([command.title, command.description, command.severity, command.tags].some((v) => v !== undefined)
+          ? [{ type: 'ChangeCaseDetails' as const, title: command.title, description: command.description, severity: command.severity, tags: command.tags }]
+          : []),
+        ...(command.assignee !== undefined ? [{ type: 'AssignCase' as const, assignee: command.assignee }] : []),
+        ...(command.linkAlertIds?.length ? [{ type: 'LinkAlerts' as const, alertIds: command.linkAlertIds }] : []),
+        ...(command.status !== undefined && !reopening ? [{ type: 'ChangeCaseStatus' as const, status: command.status, reason: command.reason }] : []),
+      ];
+      const events: CaseEvent[] = [];
+      let current = state;
+      for (const part of parts) {
+        const decided = decide(part, current, { now, newId });
+        events.push(...decided);
+        current = decided.reduce(evolve, current);
+      }
+      return events;
+    }
     case 'AddTimelineEntry':
       return [
         CaseTimelineEntryAdded({
