@@ -26,6 +26,8 @@ import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
 import { identityProjection } from './projections/identity.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
+import { reactions } from './reactors/index.js';
+import { startSchedules } from './reactors/scheduler.js';
 import type { Projection } from './projections/projection.js';
 
 export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection];
@@ -89,16 +91,19 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       throw new Error(`NATS at ${config.NATS_URL} is not usable: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
+  const commands: CommandDeps = { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids };
   const daemon = new ProjectionDaemon(
     { db: database.db, store, registry: eventRegistry, logger, owner: `${hostname()}:${process.pid}` },
     projections,
     { runAll: options.runProjections },
   );
+  const { reactors, schedules } = reactions({ commands, db: database.db, daemon, config, logger });
+  daemon.register(...reactors);
   await daemon.start();
   await withDdlLock(database.db, (trx) => sql.raw(`${KEYRING_DDL}\n${COUNTERS_DDL}\n${INGEST_QUEUE_DDL}`).execute(trx));
   metrics.watchProjections(daemon);
   if (!database.embedded) watchOldestTransaction(metrics, database);
-  const commands: CommandDeps = { store, registry: eventRegistry, clock: systemClock, ids: uuidV7Ids };
+  const scheduler = options.runProjections ? startSchedules(schedules, logger) : undefined;
   const ingest: IngestQueue = nats
     ? await (await import('./ingest/jetstream-queue.js')).JetStreamIngestQueue.open(nats, logger, { namespace: config.AISOC_NATS_NAMESPACE })
     : new DatabaseIngestQueue(database.db, logger);
@@ -135,6 +140,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     nats,
     ingest,
     async close() {
+      await scheduler?.stop();
       await fusion?.stop();
       await ingest.close();
       await counters.stop().catch(() => undefined);

@@ -8,6 +8,15 @@ export const BUILTIN_PERMISSIONS = {
   'alerts:write': 'Ingest, update, assign and delete alerts',
   'cases:read': 'List and read cases',
   'cases:write': 'Open, update, comment on and close cases',
+  'playbooks:read': 'List playbooks and their runs; dry-run actions',
+  'playbooks:write': 'Create and change playbooks',
+  'playbooks:execute': 'Run playbooks',
+  'actions:execute': 'Report the outcome of an action an external executor carried out',
+  'approvals:read': 'List approval requests',
+  'approvals:request': 'Ask for an approval',
+  'approvals:decide': "Approve or reject someone else's request",
+  'sla:read': 'Read SLA settings and breaches',
+  'sla:write': 'Change SLA settings',
   'audit:read': 'Read the audit log',
   'api_keys:read': 'List your API keys',
   'api_keys:write': 'Create and revoke your API keys',
@@ -25,16 +34,22 @@ const reads = all.filter((p) => p.endsWith(':read'));
 export const BUILTIN_ROLES: Record<string, { description: string; permissions: readonly string[] }> = {
   admin: { description: 'Everything, including access control and the audit log', permissions: all },
   analyst: {
-    description: 'Triage and investigate: alerts and cases, read and write',
-    permissions: ['profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write'],
+    description: 'Triage and investigate: alerts and cases, read and write; runs playbooks',
+    permissions: [
+      'profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write',
+      'playbooks:read', 'playbooks:execute', 'approvals:read', 'approvals:request', 'approvals:decide', 'sla:read',
+    ],
   },
   responder: {
-    description: 'Work cases and respond; reads alerts',
-    permissions: ['profile:read', 'alerts:read', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write'],
+    description: 'Work cases and respond: runs playbooks, carries out and approves actions; reads alerts',
+    permissions: [
+      'profile:read', 'alerts:read', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write',
+      'playbooks:read', 'playbooks:execute', 'actions:execute', 'approvals:read', 'approvals:request', 'approvals:decide', 'sla:read',
+    ],
   },
   hunter: {
     description: 'Hunt across alerts and cases; raises alerts',
-    permissions: ['profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'api_keys:read', 'api_keys:write'],
+    permissions: ['profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'api_keys:read', 'api_keys:write', 'playbooks:read', 'sla:read'],
   },
   viewer: {
     description: 'Read-only',

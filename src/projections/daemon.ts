@@ -45,15 +45,29 @@ const key = (name: string, version: number) => `${name}@${version}`;
 export class ProjectionDaemon {
   private readonly runners = new Map<string, ProjectionRunner>();
   private readonly byName: Map<string, Projection>;
+  private started = false;
   private catalogTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
+  readonly projections: Projection[];
+
   constructor(
     private readonly deps: RunnerDeps,
-    readonly projections: readonly Projection[],
+    projections: readonly Projection[],
     private readonly options: DaemonOptions = {},
   ) {
+    this.projections = [...projections];
     this.byName = new Map(projections.map((p) => [p.name, p]));
+  }
+
+  /** Adds projections that need the daemon to exist first (reactors waiting on read models). */
+  register(...projections: Projection[]): void {
+    if (this.started) throw new Error('Projections are registered before the daemon starts');
+    for (const projection of projections) {
+      if (this.byName.has(projection.name)) throw new Error(`Projection ${projection.name} is registered twice`);
+      this.projections.push(projection);
+      this.byName.set(projection.name, projection);
+    }
   }
 
   private get db(): Kysely<Tables> {
@@ -76,6 +90,7 @@ export class ProjectionDaemon {
   }
 
   async start(): Promise<void> {
+    this.started = true;
     await this.initialize();
     if (this.options.runAll === false) return;
     await this.syncWithCatalog();
