@@ -54,9 +54,17 @@ export function pollingSubscription(
   async function* messages(): AsyncGenerator<SubscriptionMessage> {
     let after: Position | undefined = options.after;
     let caughtUp = false;
+    const read = (from: Position | undefined) => store.readAll({ after: from, maxCount: options.batchSize ?? 500, filter: options.filter });
+    let next: ReturnType<typeof read> | undefined;
     while (!stop.signal.aborted) {
-      const page = await store.readAll({ after, maxCount: options.batchSize ?? 500, filter: options.filter });
+      const page = await (next ?? read(after));
+      next = undefined;
       if (stop.signal.aborted) return;
+      // While catching up, fetch the next page while the consumer works on this one.
+      if (!page.isEnd && page.checkpoint !== undefined) {
+        next = read(page.checkpoint);
+        next.catch(() => undefined);
+      }
       for (const event of page.events) yield { kind: 'event', event };
       if (page.checkpoint !== undefined && page.checkpoint !== after) {
         after = page.checkpoint;

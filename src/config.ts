@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { allowListValid, webhookSecretsValid } from './actions/settings.js';
 
 const url = (protocols: string[]) =>
   z.string().refine((value) => {
@@ -36,6 +37,17 @@ const ConfigSchema = z.object({
   AISOC_CORRELATION_WINDOW_SECONDS: z.coerce.number().int().min(0).default(3600),
   /** Alerts of a batch each fusion worker fuses at once. */
   AISOC_FUSION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
+  /** How often each server process looks for SLA deadlines that have passed. */
+  AISOC_SLA_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** How long an approval request waits for a decision before it expires. */
+  AISOC_APPROVAL_TTL_SECONDS: z.coerce.number().int().min(1).max(30 * 86_400).default(3600),
+  /** The HMAC key webhooks are signed with when a step names no secret of its own. */
+  AISOC_WEBHOOK_SECRET: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Named webhook signing keys, as a JSON object {"name": "secret"}; a step names one as `secret`. */
+  AISOC_WEBHOOK_SECRETS: z.string().optional().refine((value) => value === undefined || webhookSecretsValid(value), 'must be a JSON object of names (a-z, 0-9, _ or -) to secrets of at least 16 characters'),
+  /** Webhook hosts and CIDRs that may be reached although they are private (comma-separated). */
+  AISOC_WEBHOOK_ALLOWLIST: z.string().optional().refine((value) => value === undefined || allowListValid(value), 'must be comma-separated host names, IP addresses or CIDRs'),
+  AISOC_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
   NODE_ENV: z.string().default('development'),
 });
 

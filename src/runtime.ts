@@ -21,16 +21,19 @@ import { DatabaseIngestQueue, INGEST_QUEUE_DDL } from './ingest/database-queue.j
 import { fuseBatch } from './ingest/fusion.js';
 import { withDdlLock } from './projections/catalog.js';
 import { alertsProjection } from './projections/alerts.js';
+import { approvalsProjection } from './projections/approvals.js';
 import { auditProjection } from './projections/audit.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
 import { identityProjection } from './projections/identity.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
+import { playbooksProjection } from './projections/playbooks.js';
+import { slaProjection } from './projections/sla.js';
 import { reactions } from './reactors/index.js';
 import { startSchedules } from './reactors/scheduler.js';
 import type { Projection } from './projections/projection.js';
 
-export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection];
+export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection, slaProjection, playbooksProjection, approvalsProjection];
 
 export interface Runtime {
   config: Config;
@@ -103,7 +106,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
   await withDdlLock(database.db, (trx) => sql.raw(`${KEYRING_DDL}\n${COUNTERS_DDL}\n${INGEST_QUEUE_DDL}`).execute(trx));
   metrics.watchProjections(daemon);
   if (!database.embedded) watchOldestTransaction(metrics, database);
-  const scheduler = options.runProjections ? startSchedules(schedules, logger) : undefined;
+  const scheduler = options.runProjections ? startSchedules(schedules, logger, () => commands.clock.now()) : undefined;
   const ingest: IngestQueue = nats
     ? await (await import('./ingest/jetstream-queue.js')).JetStreamIngestQueue.open(nats, logger, { namespace: config.AISOC_NATS_NAMESPACE })
     : new DatabaseIngestQueue(database.db, logger);

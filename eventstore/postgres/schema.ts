@@ -33,8 +33,10 @@ CREATE TABLE IF NOT EXISTS es_events (
   event_id uuid NOT NULL,
   type text NOT NULL,
   category text NOT NULL,
-  data jsonb NOT NULL,
-  metadata jsonb NOT NULL,
+  -- json, not jsonb: an event's bytes go out as they came in, with no parse on append and no
+  -- re-serialisation on read (the store never looks inside them).
+  data json NOT NULL,
+  metadata json NOT NULL,
   created timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (epoch, txid, seq)
 );
@@ -56,7 +58,7 @@ CREATE TRIGGER es_events_no_truncate BEFORE TRUNCATE ON es_events
 -- transaction has an xid: a writer that waited on it cannot commit a later revision with a
 -- smaller txid than the revision before it.
 CREATE OR REPLACE FUNCTION es_append(
-  p_stream text, p_expected text, p_ids uuid[], p_types text[], p_data jsonb[], p_meta jsonb[]
+  p_stream text, p_expected text, p_ids uuid[], p_types text[], p_data json[], p_meta json[]
 ) RETURNS TABLE (status text, revision bigint, epoch integer, txid text, seq bigint, created_stream boolean)
 LANGUAGE plpgsql AS $$
 DECLARE

@@ -73,7 +73,40 @@ function toRecorded(row: EventRow): RecordedEvent {
   };
 }
 
+/** Rows a filtered read looks at, at most, before reporting how far it got. */
+const FILTER_SCAN_LIMIT = 8192;
+
 const EVENT_COLUMNS = 'epoch, txid::text AS txid, seq, stream_id, revision, event_id, type, data, metadata, created';
+
+// Column names are qualified in ORDER BY: unqualified, `txid` would name the text alias and
+// sort '1000' before '999' (skipping events), and not use the primary key index.
+const UNFILTERED_READ = `
+  SELECT epoch, txid::text AS txid, seq, stream_id, revision, event_id, type, created, true AS matched, data, metadata
+    FROM es_events
+   WHERE (epoch, txid, seq) > ($1::integer, $2::xid8, $3::bigint)
+     AND (epoch, txid) < ($5::integer, pg_snapshot_xmin(pg_current_snapshot()))
+   ORDER BY es_events.epoch, es_events.txid, es_events.seq
+   LIMIT $4`;
+
+// A filtered read looks at a window past `after` (so a rarely matching filter still makes
+// progress), numbers the matches, and stops at the maxCount-th: only the rows up to it come
+// back, and only matches carry their data.
+const FILTERED_READ = `
+  SELECT e.epoch, e.txid::text AS txid, e.seq, e.stream_id, e.revision, e.event_id, e.type, e.created, w.matched,
+         CASE WHEN w.matched THEN e.data END AS data, CASE WHEN w.matched THEN e.metadata END AS metadata
+    FROM (SELECT k.epoch, k.txid, k.seq, k.matched,
+                 count(*) FILTER (WHERE k.matched) OVER (ORDER BY k.epoch, k.txid, k.seq ROWS UNBOUNDED PRECEDING) AS nth
+            FROM (SELECT x.epoch, x.txid, x.seq,
+                         ($5::text[] IS NULL OR x.category = ANY ($5::text[]))
+                           AND ($6::text[] IS NULL OR x.type = ANY ($6::text[])) AS matched
+                    FROM es_events x
+                   WHERE (x.epoch, x.txid, x.seq) > ($1::integer, $2::xid8, $3::bigint)
+                     AND (x.epoch, x.txid) < ($7::integer, pg_snapshot_xmin(pg_current_snapshot()))
+                   ORDER BY x.epoch, x.txid, x.seq
+                   LIMIT $4) AS k) AS w
+    JOIN es_events e ON (e.epoch, e.txid, e.seq) = (w.epoch, w.txid, w.seq)
+   WHERE w.nth < $8 OR (w.nth = $8 AND w.matched)
+   ORDER BY w.epoch, w.txid, w.seq`;
 
 /**
  * The PostgreSQL adapter. The same SQL runs on a Postgres server (node-postgres pool) and on
@@ -129,7 +162,7 @@ export class PostgresEventStore implements EventStore {
       txid: string | null;
       seq: string | null;
       created_stream: boolean;
-    }>('SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])', [
+    }>('SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::json[], $6::json[])', [
       streamId,
       String(expected),
       events.map((e) => e.id),
@@ -176,36 +209,37 @@ export class PostgresEventStore implements EventStore {
     const categories = options.filter?.categories ?? null;
     const eventTypes = options.filter?.eventTypes ?? null;
     const filtered = categories !== null || eventTypes !== null;
-    // A filtered read looks at a bounded window past `after` and reports how far it looked,
-    // so a reader whose filter rarely matches still makes progress.
-    const scan = filtered ? Math.max(maxCount, 4096) : maxCount;
-    const { rows } = await this.pool.query<EventRow>(
-      `SELECT epoch, txid, seq, stream_id, revision, event_id, type, created, matched,
-              CASE WHEN matched THEN data END AS data, CASE WHEN matched THEN metadata END AS metadata
-         FROM (SELECT epoch, txid::text AS txid, seq, stream_id, revision, event_id, type, created, data, metadata,
-                      ($5::text[] IS NULL OR category = ANY ($5::text[]))
-                        AND ($6::text[] IS NULL OR type = ANY ($6::text[])) AS matched
-                 FROM es_events
-                WHERE (epoch, txid, seq) > ($1::integer, $2::xid8, $3::bigint)
-                  AND (epoch, txid) < ($7::integer, pg_snapshot_xmin(pg_current_snapshot()))
-                -- Qualified: unqualified, txid would be the text alias above, sorted as text
-                -- (so '10' < '9', skipping events) and not by the primary key index.
-                ORDER BY es_events.epoch, es_events.txid, es_events.seq
-                LIMIT $4) AS window_rows`,
-      [after.epoch, after.txid, after.seq, scan, categories, eventTypes, this.epoch],
-    );
+    if (!filtered) {
+      const { rows } = await this.pool.query<EventRow>(UNFILTERED_READ, [after.epoch, after.txid, after.seq, maxCount, this.epoch]);
+      const events = rows.map(toRecorded);
+      return { events, checkpoint: events.at(-1)?.position ?? options.after, isEnd: rows.length < maxCount };
+    }
+    // A filtered read looks at windows past `after`, widening while matches are sparse, up to
+    // FILTER_SCAN_LIMIT rows: a dense filter reads what it returns, a rare one still makes
+    // progress (the checkpoint moves past what did not match).
     const events: RecordedEvent[] = [];
     let checkpoint = options.after;
-    let looked = 0;
-    for (const row of rows) {
-      looked += 1;
-      checkpoint = toPosition(row.epoch, row.txid, row.seq);
-      if (row.matched) {
-        events.push(toRecorded(row));
-        if (events.length === maxCount) break;
+    let from = after;
+    let window = Math.max(maxCount, 128);
+    for (let scanned = 0; scanned < FILTER_SCAN_LIMIT; ) {
+      const wanted = maxCount - events.length;
+      const { rows } = await this.pool.query<EventRow>(FILTERED_READ, [from.epoch, from.txid, from.seq, window, categories, eventTypes, this.epoch, wanted]);
+      let matched = 0;
+      for (const row of rows) {
+        checkpoint = toPosition(row.epoch, row.txid, row.seq);
+        if (row.matched) {
+          events.push(toRecorded(row));
+          matched += 1;
+        }
       }
+      scanned += rows.length;
+      // Cut short at the wanted-th match, or at the horizon.
+      if (matched === wanted) return { events, checkpoint, isEnd: false };
+      if (rows.length < window) return { events, checkpoint, isEnd: true };
+      from = parsePosition(checkpoint!);
+      window = Math.min(window * 4, FILTER_SCAN_LIMIT);
     }
-    return { events, checkpoint, isEnd: rows.length < scan && looked === rows.length };
+    return { events, checkpoint, isEnd: false };
   }
 
   subscribeToAll(options: SubscribeToAllOptions = {}): Subscription {

@@ -6,15 +6,20 @@ import swaggerUi from 'swagger-ui-express';
 import YAML from 'yaml';
 import type { Runtime } from '../runtime.js';
 import { authentication } from './authenticate.js';
+import { refuseNulCharacters } from './no-nul.js';
 import { healthRouter } from './health.js';
 import { problemHandler, sendProblem } from './problems.js';
 import { requestId } from './request-id.js';
+import { actionsRouter } from './routes/actions.js';
 import { alertsRouter } from './routes/alerts.js';
 import { apiKeysRouter } from './routes/api-keys.js';
+import { approvalsRouter } from './routes/approvals.js';
 import { auditRouter } from './routes/audit.js';
 import { authRouter } from './routes/auth.js';
 import { casesRouter } from './routes/cases.js';
+import { playbooksRouter } from './routes/playbooks.js';
 import { rbacRouter } from './routes/rbac.js';
+import { slaRouter } from './routes/sla.js';
 import { usersRouter } from './routes/users.js';
 
 export const OPENAPI_PATH = new URL('../../docs/openapi.yaml', import.meta.url);
@@ -68,6 +73,7 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
     ...validator.slice(0, security),
     authentication(rt),
     express.json({ limit: '10mb', type: ['application/json', 'application/*+json'] }),
+    refuseNulCharacters,
     ...validator.slice(security + 1),
   );
   app.get('/openapi.yaml', (_req, res) => {
@@ -76,6 +82,8 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   app.get('/docs', swaggerUi.setup(openApiDocument));
   app.use(healthRouter(rt));
   app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt), casesRouter(rt));
+  app.use(slaRouter(rt));
+  app.use(playbooksRouter(rt), actionsRouter(rt), approvalsRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

@@ -1,15 +1,30 @@
 import { streamCategory } from '../../eventstore/port.js';
 import type { AlertEvent } from '../domain/alert.js';
+import type { ActionRequestEvent } from '../domain/action-request.js';
 import type { ApiKeyEvent } from '../domain/api-key.js';
+import type { ApprovalEvent } from '../domain/approval.js';
 import type { CaseEvent } from '../domain/case.js';
 import type { DomainEvent } from '../domain/decider.js';
+import type { PlaybookEvent } from '../domain/playbook.js';
+import type { PlaybookRunEvent } from '../domain/playbook-run.js';
 import type { StoredEvent } from '../domain/registry.js';
 import type { PermissionEvent, RoleEvent } from '../domain/role.js';
 import type { SessionEvent } from '../domain/session.js';
+import type { SlaEvent } from '../domain/sla.js';
 import type { TenantEvent } from '../domain/tenant.js';
 import type { UserEvent } from '../domain/user.js';
 
-type KnownEvent = AlertEvent | CaseEvent | TenantEvent | UserEvent | SessionEvent | ApiKeyEvent | RoleEvent | PermissionEvent;
+type KnownEvent = AlertEvent | CaseEvent | TenantEvent | UserEvent | SessionEvent | ApiKeyEvent | RoleEvent | PermissionEvent | SlaEvent | ResponseEvent;
+type ResponseEvent = PlaybookEvent | PlaybookRunEvent | ApprovalEvent | ActionRequestEvent;
+
+/** SLA durations as people say them: 900 -> "15 min", 86400 -> "1 d". */
+function duration(seconds: number): string {
+  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['min', 60]] as const) {
+    if (seconds % size === 0) return `${seconds / size} ${unit}`;
+  }
+  return `${seconds} s`;
+}
+const limit = (seconds: number | null) => (seconds === null ? 'without a deadline' : `within ${duration(seconds)}`);
 
 const MAX_SUMMARY = 300;
 const MAX_PART = 120;
@@ -116,6 +131,44 @@ function describe(event: KnownEvent, streamId: string): string | undefined {
       return `Permission ${nameOf(streamId)} description changed`;
     case 'permission.deleted':
       return `Permission ${nameOf(streamId)} deleted`;
+    case 'sla_config.changed':
+      return `SLA for ${event.data.severity} set: acknowledge ${limit(event.data.time_to_acknowledge_seconds)}, resolve ${limit(event.data.time_to_resolve_seconds)}`;
+    case 'sla.breached':
+      return `SLA breached: ${event.data.subject_type} ${quoted(event.data.title)} (${event.data.severity}) not ${event.data.measure === 'acknowledge' ? 'acknowledged' : 'resolved'} within ${duration(event.data.target_seconds)}`;
+    case 'playbook.created':
+      return `Playbook ${quoted(event.data.name)} created with ${event.data.steps.length} step(s): ${list(event.data.steps.map((step) => step.action))}`;
+    case 'playbook_run.started':
+      return `Playbook ${quoted(event.data.playbook_name)} run on ${event.data.subject.type} ${event.data.subject.id} for ${event.data.requested_by}`;
+    case 'playbook_run.step_started':
+      return `Run step ${event.data.step_id} started`;
+    case 'playbook_run.step_awaiting_approval':
+      return `Run step ${event.data.step_id} waits for approval ${event.data.approval_id}`;
+    case 'playbook_run.step_approved':
+      return `Run step ${event.data.step_id} approved by ${event.data.decided_by}`;
+    case 'playbook_run.step_awaiting_executor':
+      return `Run step ${event.data.step_id} handed to the ${clip(event.data.connector, 64)} connector as request ${event.data.request_id}`;
+    case 'playbook_run.step_succeeded':
+      return `Run step ${event.data.step_id} succeeded: ${clip(event.data.detail)}`;
+    case 'playbook_run.step_failed':
+      return `Run step ${event.data.step_id} failed: ${clip(event.data.reason)}`;
+    case 'playbook_run.completed':
+      return 'Playbook run completed';
+    case 'playbook_run.failed':
+      return `Playbook run failed at step ${event.data.step_id}`;
+    case 'playbook_run.stopped':
+      return `Playbook run stopped at step ${event.data.step_id}: ${clip(event.data.reason)}`;
+    case 'approval.requested':
+      return `Approval requested by ${event.data.requested_by} to ${event.data.action} ${event.data.target.type} ${quoted(event.data.target.value)} (${event.data.risk} risk)`;
+    case 'approval.approved':
+      return `Approval granted by ${event.data.decided_by}${event.data.comment ? `: ${clip(event.data.comment)}` : ''}`;
+    case 'approval.rejected':
+      return `Approval rejected by ${event.data.decided_by}${event.data.comment ? `: ${clip(event.data.comment)}` : ''}`;
+    case 'approval.expired':
+      return 'Approval request expired without a decision';
+    case 'action_request.created':
+      return `Action ${event.data.action} on ${event.data.target.type} ${quoted(event.data.target.value)} requested from the ${clip(event.data.connector, 64)} connector`;
+    case 'action_request.completed':
+      return `Action request completed (${event.data.outcome}) by ${event.data.completed_by}${event.data.detail ? `: ${clip(event.data.detail)}` : ''}`;
     default:
       return undefined;
   }

@@ -206,6 +206,55 @@ program
     console.log(`New ${rotated.use} signing key ${rotated.kid}`);
   });
 
+// A client of a running server over HTTP, like any other: it never opens the store itself.
+program
+  .command('submit')
+  .description('Send OCSF events to a server as one alert (POST /api/v1/alerts/submit); prints its id, and a summary on stderr')
+  .argument('<file>', 'JSON: { "events": [...] } (optionally with overrides such as "title") or a bare array of events')
+  .option('--url <url>', 'the server', 'http://localhost:8000')
+  .addOption(new Option('--api-key <key>', 'an API key with alerts:write (default: AISOC_API_KEY)').conflicts('token'))
+  .option('--token <token>', 'a bearer access token instead (default: AISOC_TOKEN)')
+  .option('--idempotency-key <key>', 'makes the call safe to repeat: the same key again answers with the same alert')
+  .action(async (file: string, options: { url: string; apiKey?: string; token?: string; idempotencyKey?: string }) => {
+    const { readFile } = await import('node:fs/promises');
+    let payload: unknown;
+    try {
+      payload = JSON.parse(await readFile(file, 'utf8'));
+    } catch (error) {
+      throw new AppError('invalid', `${file} is not a readable JSON file: ${(error as Error).message}`);
+    }
+    const apiKey = options.apiKey ?? (options.token ? undefined : process.env.AISOC_API_KEY);
+    const token = options.token ?? (apiKey ? undefined : process.env.AISOC_TOKEN);
+    if (!apiKey && !token) throw new AppError('unauthenticated', 'Give --api-key or --token (or set AISOC_API_KEY or AISOC_TOKEN)');
+    const response = await fetch(`${options.url.replace(/\/+$/, '')}/api/v1/alerts/submit`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(apiKey ? { 'x-api-key': apiKey } : { authorization: `Bearer ${token}` }),
+        ...(options.idempotencyKey ? { 'idempotency-key': options.idempotencyKey } : {}),
+      },
+      body: JSON.stringify(Array.isArray(payload) ? { events: payload } : payload),
+    }).catch((error: unknown) => {
+      throw new AppError('unavailable', `Cannot reach ${options.url}: ${((error as Error).cause as Error | undefined)?.message ?? (error as Error).message}`);
+    });
+    const text = await response.text();
+    let answer: { id?: string; title?: string; severity?: string; techniques?: string[]; detail?: string; errors?: { path: string; message: string }[] } = {};
+    try {
+      answer = JSON.parse(text) as typeof answer;
+    } catch {
+      // not JSON (a proxy's error page): the status and text say it
+    }
+    if (!response.ok) {
+      console.error(`${response.status} ${response.statusText}: ${answer.detail ?? text.slice(0, 500)}`);
+      for (const e of answer.errors ?? []) console.error(`  ${e.path}: ${e.message}`);
+      process.exitCode = 1;
+      return;
+    }
+    console.log(answer.id);
+    const techniques = answer.techniques?.length ? answer.techniques.join(', ') : 'no techniques';
+    console.error(`${response.status === 201 ? 'Created' : 'Already submitted under this key'}: [${answer.severity}] ${answer.title} (${techniques})`);
+  });
+
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError || error instanceof AppError || error instanceof DataDirLockedError) {
     console.error(error.message);

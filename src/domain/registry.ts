@@ -60,8 +60,14 @@ export class EventRegistry {
     const definition = this.types.get(recorded.type);
     if (!definition) throw new UnknownEventTypeError(recorded.type);
     const metadata = recorded.metadata as unknown as EventMetadata;
+    const stored = metadata.schema_version ?? 1;
+    // Data of the current version was checked against this schema when it was written (the
+    // event constructors parse it): only data an upcaster produced needs checking again.
+    if (stored === definition.version) {
+      return { event: { type: recorded.type, data: recorded.data } as E, metadata, recorded };
+    }
     let data = recorded.data as Record<string, unknown>;
-    for (let version = metadata.schema_version ?? 1; version < definition.version; version += 1) {
+    for (let version = stored; version < definition.version; version += 1) {
       const upcast = definition.upcasters[version];
       if (!upcast) throw new Error(`No upcaster from version ${version} of ${recorded.type}`);
       data = upcast(data);

@@ -4,6 +4,7 @@ import type { StoredEvent } from '../domain/registry.js';
 import { SEVERITY_RANK } from '../domain/values.js';
 import type { Projection } from './projection.js';
 
+/** An alert as reads show it. Its raw payload stays in its `alert.ingested` event. */
 export interface AlertRow {
   id: string;
   tenant_id: string;
@@ -21,7 +22,6 @@ export interface AlertRow {
   entity_values: string[];
   rule: string | null;
   correlation_key: string | null;
-  raw: Record<string, unknown>;
   occurrences: number;
   occurred_at: Date;
   first_seen: Date;
@@ -39,7 +39,7 @@ export interface AlertsTables {
 
 const COLUMNS = [
   'id', 'tenant_id', 'source', 'source_ref', 'title', 'description', 'severity', 'severity_rank', 'status',
-  'assignee', 'tags', 'techniques', 'entities', 'entity_values', 'rule', 'correlation_key', 'raw', 'occurrences',
+  'assignee', 'tags', 'techniques', 'entities', 'entity_values', 'rule', 'correlation_key', 'occurrences',
   'occurred_at', 'first_seen', 'last_seen', 'created_at', 'updated_at', 'revision',
 ] as const satisfies readonly (keyof AlertRow)[];
 
@@ -74,7 +74,6 @@ function evolveRow(row: AlertRow | undefined, stored: StoredEvent<AlertEvent>): 
       entity_values: d.entities.map((e) => e.value.toLowerCase()),
       rule: d.rule,
       correlation_key: d.correlation_key,
-      raw: d.raw,
       occurrences: 1,
       occurred_at: new Date(d.occurred_at),
       first_seen: at,
@@ -136,7 +135,6 @@ export const alertsProjection: Projection<AlertsTables> = {
       entity_values text[] NOT NULL,
       rule text,
       correlation_key text,
-      raw jsonb NOT NULL,
       occurrences integer NOT NULL,
       occurred_at timestamptz NOT NULL,
       first_seen timestamptz NOT NULL,
@@ -146,16 +144,18 @@ export const alertsProjection: Projection<AlertsTables> = {
       revision bigint NOT NULL,
       search tsvector GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || description)) STORED
     );
-    CREATE INDEX ${t('alerts')}_search ON ${t('alerts')} USING gin (search);
-    CREATE INDEX ${t('alerts')}_techniques ON ${t('alerts')} USING gin (techniques);
-    CREATE INDEX ${t('alerts')}_tenant_assignee ON ${t('alerts')} (tenant_id, assignee, created_at DESC, id DESC);
-    CREATE INDEX ${t('alerts')}_tenant_source ON ${t('alerts')} (tenant_id, source, created_at DESC, id DESC);
-    CREATE INDEX ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC);
-    CREATE INDEX ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC);
-    CREATE INDEX ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC);
-    CREATE INDEX ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC)
-      WHERE correlation_key IS NOT NULL;
     CREATE TABLE ${t('alert_aliases')} (alias_id uuid PRIMARY KEY, alert_id uuid NOT NULL, tenant_id text NOT NULL);
+  `,
+  createIndexes: (t) => /* sql */ `
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_search ON ${t('alerts')} USING gin (search);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_techniques ON ${t('alerts')} USING gin (techniques);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_assignee ON ${t('alerts')} (tenant_id, assignee, created_at DESC, id DESC);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_source ON ${t('alerts')} (tenant_id, source, created_at DESC, id DESC);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC);
+    CREATE INDEX IF NOT EXISTS ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC)
+      WHERE correlation_key IS NOT NULL;
   `,
   async apply(trx, events) {
     const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))];
@@ -178,30 +178,28 @@ export const alertsProjection: Projection<AlertsTables> = {
         : [],
     );
     if (aliases.length > 0) await trx.insertInto('alert_aliases').values(aliases).onConflict((oc) => oc.column('alias_id').doNothing()).execute();
-    for (let i = 0; i < upserts.length; i += UPSERT_CHUNK) {
-      await upsertAlerts(trx, upserts.slice(i, i + UPSERT_CHUNK));
+    // New alerts are plain inserts; only those that already had a row take the upsert path.
+    const known = new Set(existing.map((row) => row.id));
+    for (const [rows, upsert] of [[upserts.filter((r) => !known.has(r.id)), false], [upserts.filter((r) => known.has(r.id)), true]] as const) {
+      for (let i = 0; i < rows.length; i += UPSERT_CHUNK) await writeAlerts(trx, rows.slice(i, i + UPSERT_CHUNK), upsert);
     }
     if (removed.length > 0) await trx.deleteFrom('alerts').where('id', 'in', removed).execute();
   },
 };
 
-async function upsertAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[]): Promise<void> {
+async function writeAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[], upsert: boolean): Promise<void> {
   // Only the projection's own columns: rows read back also carry the generated search column.
   const values = rows.map((row): Insertable<AlertRow> => {
     const value = Object.fromEntries(COLUMNS.map((c) => [c, row[c]])) as unknown as AlertRow;
-    return {
-      ...value,
-      entities: JSON.stringify(row.entities) as unknown as AlertRow['entities'],
-      raw: JSON.stringify(row.raw) as unknown as AlertRow['raw'],
-    };
+    return { ...value, entities: JSON.stringify(row.entities) as unknown as AlertRow['entities'] };
   });
-  await trx
-    .insertInto('alerts')
-    .values(values)
-    .onConflict((oc) =>
-      oc.column('id').doUpdateSet(Object.fromEntries(COLUMNS.filter((c) => c !== 'id').map((c) => [c, sql.ref(`excluded.${c}`)]))),
-    )
-    .execute();
+  const insert = trx.insertInto('alerts').values(values);
+  await (upsert
+    ? insert.onConflict((oc) =>
+        oc.column('id').doUpdateSet(Object.fromEntries(COLUMNS.filter((c) => c !== 'id').map((c) => [c, sql.ref(`excluded.${c}`)]))),
+      )
+    : insert
+  ).execute();
 }
 
 export type AlertRecord = Selectable<AlertRow>;

@@ -25,6 +25,12 @@ export interface Projection<DB = any> {
   tables: readonly string[];
   /** DDL for one version; `table(logical)` is that version's physical name. */
   createTables(table: (logical: string) => string): string;
+  /**
+   * Secondary indexes (`CREATE INDEX IF NOT EXISTS`). A version being rebuilt gets them only
+   * once it has caught up, just before readers switch to it: building an index over loaded
+   * rows costs a fraction of maintaining it row by row, and nobody reads a version mid-build.
+   */
+  createIndexes?(table: (logical: string) => string): string;
   /** Applies a batch in the runner's transaction; the names it uses are the logical ones. */
   apply?(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
   /**

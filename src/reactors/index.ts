@@ -5,6 +5,8 @@ import type { Logger } from '../lib/logger.js';
 import type { ProjectionDaemon } from '../projections/daemon.js';
 import type { Projection } from '../projections/projection.js';
 import type { Tables } from '../projections/tables.js';
+import { slaSchedule } from '../sla/schedule.js';
+import { playbookReactions } from './playbook-runs.js';
 import type { Schedule } from './scheduler.js';
 
 export interface ReactorDeps {
@@ -24,6 +26,7 @@ export interface Reactions {
   schedules: Schedule[];
 }
 
-export function reactions(_deps: ReactorDeps): Reactions {
-  return { reactors: [], schedules: [] };
+export function reactions(deps: ReactorDeps): Reactions {
+  const playbooks = playbookReactions(deps);
+  return { reactors: [...playbooks.reactors], schedules: [slaSchedule(deps), ...playbooks.schedules] };
 }

@@ -23,7 +23,7 @@ async function appendInTransaction(
   await client.query('BEGIN');
   try {
     const { rows } = await client.query<{ status: string }>(
-      'SELECT status FROM es_append($1, $2, $3::uuid[], $4::text[], $5::jsonb[], $6::jsonb[])',
+      'SELECT status FROM es_append($1, $2, $3::uuid[], $4::text[], $5::json[], $6::json[])',
       [stream, options.expected ?? 'any', ids, ids.map(() => 'load.appended'), ids.map((_, i) => JSON.stringify({ i })), ids.map(() => '{}')],
     );
     if (options.sleepMs) await client.query('SELECT pg_sleep($1)', [options.sleepMs / 1000]);
@@ -92,8 +92,8 @@ describe.skipIf(!hasPostgres)('PostgreSQL adapter under real concurrency', () =>
       const before = await store.headPosition();
       const ids = [randomUUID(), randomUUID()];
       await slow.query('BEGIN');
-      await slow.query("SELECT * FROM es_append($1, 'any', $2::uuid[], ARRAY['slow.appended'], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])", [`slow-${randomUUID()}`, [ids[0]]]);
-      await fast.query("SELECT * FROM es_append($1, 'any', $2::uuid[], ARRAY['fast.appended'], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb])", [`fast-${randomUUID()}`, [ids[1]]]);
+      await slow.query("SELECT * FROM es_append($1, 'any', $2::uuid[], ARRAY['slow.appended'], ARRAY['{}'::json], ARRAY['{}'::json])", [`slow-${randomUUID()}`, [ids[0]]]);
+      await fast.query("SELECT * FROM es_append($1, 'any', $2::uuid[], ARRAY['fast.appended'], ARRAY['{}'::json], ARRAY['{}'::json])", [`fast-${randomUUID()}`, [ids[1]]]);
       const whileSlowIsOpen = await store.readAll({ after: before, filter: { categories: ['slow', 'fast'] } });
       expect(whileSlowIsOpen.events).toEqual([]);
       expect(await store.headPosition()).toBe(before);

@@ -137,5 +137,9 @@ describe.each(kinds)('rebuilding the alerts read model on the %s database', (kin
       SELECT table_name FROM information_schema.tables
        WHERE table_schema = current_schema() AND table_name LIKE 'alerts_v%' AND table_type = 'BASE TABLE'`.execute(rt.database.db);
     expect(tables.rows.map((t) => t.table_name)).toEqual([physicalTable('alerts', await liveVersion())]);
+    // Built without its secondary indexes, it got them before readers switched to it.
+    const indexes = await sql<{ indexname: string }>`
+      SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ${physicalTable('alerts', await liveVersion())}`.execute(rt.database.db);
+    expect(indexes.rows.map((i) => i.indexname)).toEqual(expect.arrayContaining([`${physicalTable('alerts', await liveVersion())}_tenant_created`]));
   });
 });

@@ -1,24 +1,26 @@
 import { Router, type Request } from 'express';
 import { sql } from 'kysely';
 import { handleCommand } from '../../commands/handler.js';
-import { alertDecider, alertStream, type AlertCommand, type AlertStatus } from '../../domain/alert.js';
+import { AlertIngested, alertDecider, alertStream, type AlertCommand, type AlertStatus } from '../../domain/alert.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { Severity } from '../../domain/values.js';
 import { SEVERITY_RANK } from '../../domain/values.js';
 import { alertIdOf } from '../../ingest/fusion.js';
 import { IncomingAlert, type IngestBatch } from '../../ingest/batch.js';
+import { canonicalJson, parseSubmission, synthesizeAlert } from '../../ingest/ocsf/index.js';
 import type { AlertRow } from '../../projections/alerts.js';
 import type { Runtime } from '../../runtime.js';
 import { principalOf } from '../authenticate.js';
 import { readAfterWrites } from '../consistency.js';
-import { commandContext, etagOf, ifMatch, setPosition } from '../http.js';
+import { commandContext, created, etagOf, ifMatch, setPosition } from '../http.js';
+import { creationId, sameRequestOrRefuse } from '../idempotency.js';
 import { paginate } from '../pagination.js';
 
 export const MAX_INGEST_BATCH = 1000;
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
-export function alertView(row: AlertRow, options: { raw: boolean }) {
+export function alertView(row: AlertRow, raw?: Record<string, unknown>) {
   return {
     id: row.id,
     tenant_id: row.tenant_id,
@@ -40,7 +42,7 @@ export function alertView(row: AlertRow, options: { raw: boolean }) {
     last_seen: iso(row.last_seen),
     created_at: iso(row.created_at),
     updated_at: iso(row.updated_at),
-    ...(options.raw ? { raw: row.raw } : {}),
+    ...(raw !== undefined ? { raw } : {}),
   };
 }
 
@@ -65,6 +67,14 @@ export function alertsRouter(rt: Runtime): Router {
     setPosition(req.res!, result.position);
     return { alert, result };
   }
+
+  /** The payload as the source sent it: kept once, in the alert's first event. */
+  async function rawOf(alert: AlertRow): Promise<Record<string, unknown>> {
+    const [first] = await rt.store.readStream(alertStream(alert.id), { maxCount: 1 });
+    return ((first?.data as { raw?: Record<string, unknown> } | undefined)?.raw ?? {}) as Record<string, unknown>;
+  }
+
+  const detailed = async (alert: AlertRow) => alertView(alert, await rawOf(alert));
 
   /** The alert as it is after a change: read back once the read model has it. */
   async function current(req: Request, id: string) {
@@ -103,6 +113,42 @@ export function alertsRouter(rt: Runtime): Router {
     });
   });
 
+  // The direct path: one alert synthesised from OCSF events and written now, not queued for
+  // fusion. Registered ahead of the `/api/v1/alerts/:id` routes so `submit` is never an id.
+  router.post('/api/v1/alerts/submit', async (req, res) => {
+    const principal = principalOf(req);
+    const key = creationId(req, 'alert-submission', rt.commands.ids);
+    const alert = synthesizeAlert(parseSubmission(req.body));
+    const alertId = alertIdOf(principal.tenantId, alert.source, alert.source_ref);
+    const stream = alertStream(alertId);
+    const ingested = { ...alert, alert_id: alertId, correlation_key: null };
+    // Under an Idempotency-Key the event's id derives from the key (and the caller): the alert's
+    // own stream then remembers the first call, and a repeat is recognised there.
+    const result = await handleCommand(rt.commands, alertDecider, stream, { type: 'IngestAlert', alert: ingested }, commandContext(req), {
+      create: true,
+      ...(key.keyed ? { idempotencyKey: key.id } : {}),
+    }).catch((error: unknown) => {
+      if (error instanceof AppError && error.kind === 'conflict') {
+        throw new AppError('conflict', `An alert with source ${alert.source} and source_ref ${alert.source_ref} already exists`, { alert_id: alertId });
+      }
+      throw error;
+    });
+    const location = `/api/v1/alerts/${alertId}`;
+    if (result.events.length === 0) {
+      const recorded = await rt.store.readStream(stream);
+      const first = rt.commands.registry.decode(recorded[0]!);
+      sameRequestOrRefuse(canonicalJson(first.event.data) === canonicalJson(AlertIngested(ingested).data));
+      await rt.daemon.waitFor(recorded.at(-1)!.position, ['alerts'], rt.config.AISOC_READ_YOUR_WRITES_TIMEOUT_MS);
+      const row = await findAlert(req, alertId);
+      res.status(200).location(location).setHeader('ETag', etagOf(row.revision)).json(await detailed(row));
+      return;
+    }
+    setPosition(res, result.position);
+    const row = await current(req, alertId);
+    res.setHeader('ETag', etagOf(row.revision));
+    created(res, location, await detailed(row), result.position);
+  });
+
   router.get('/api/v1/alerts', async (req, res) => {
     await readAfterWrites(rt, req, ['alerts']);
     const q = req.query as Record<string, string | undefined>;
@@ -119,20 +165,20 @@ export function alertsRouter(rt: Runtime): Router {
       { column: 'created_at', value: (r) => r.created_at, type: 'date' },
       { column: 'id', value: (r) => r.id },
     ]);
-    res.json({ items: page.items.map((row) => alertView(row as AlertRow, { raw: false })), next_cursor: page.next_cursor });
+    res.json({ items: page.items.map((row) => alertView(row as AlertRow)), next_cursor: page.next_cursor });
   });
 
   router.get('/api/v1/alerts/:id', async (req, res) => {
     await readAfterWrites(rt, req, ['alerts']);
     const alert = await findAlert(req, req.params.id!);
-    res.setHeader('ETag', etagOf(alert.revision)).json(alertView(alert, { raw: true }));
+    res.setHeader('ETag', etagOf(alert.revision)).json(await detailed(alert));
   });
 
   router.patch('/api/v1/alerts/:id', async (req, res) => {
     const body = req.body as { status?: AlertStatus; severity?: Severity; tags?: string[] };
     const { alert } = await change(req, req.params.id!, { type: 'UpdateAlert', ...body }, ifMatch(req));
     const after = await current(req, alert.id);
-    res.setHeader('ETag', etagOf(after.revision)).json(alertView(after, { raw: true }));
+    res.setHeader('ETag', etagOf(after.revision)).json(await detailed(after));
   });
 
   router.delete('/api/v1/alerts/:id', async (req, res) => {
@@ -148,7 +194,7 @@ export function alertsRouter(rt: Runtime): Router {
     }
     const { alert } = await change(req, req.params.id!, { type: 'AssignAlert', assignee }, ifMatch(req));
     const after = await current(req, alert.id);
-    res.setHeader('ETag', etagOf(after.revision)).json(alertView(after, { raw: true }));
+    res.setHeader('ETag', etagOf(after.revision)).json(await detailed(after));
   });
   return router;
 }

@@ -93,7 +93,7 @@ export function casesRouter(rt: Runtime): Router {
       row,
       body: {
         ...caseView(row),
-        alerts: alerts.map((a) => alertView(a as AlertRow, { raw: false })),
+        alerts: alerts.map((a) => alertView(a as AlertRow)),
         comments: comments.map((c) => ({ id: c.id, author: c.author, body: c.body, created_at: iso(c.created_at) })),
         timeline: timeline.map((t) => ({
           id: t.id,

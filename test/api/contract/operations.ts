@@ -198,7 +198,11 @@ export function validArb(raw: Schema | undefined): fc.Arbitrary<unknown> {
     }
     case 'object': {
       const properties = Object.fromEntries(Object.entries<Schema>(schema.properties ?? {}).map(([name, s]) => [name, validArb(s)]));
-      return fc.record(properties, { requiredKeys: (schema.required ?? []) as string[] });
+      const min = schema.minProperties ?? 0;
+      const max = schema.maxProperties ?? Infinity;
+      return fc
+        .record(properties, { requiredKeys: (schema.required ?? []) as string[] })
+        .filter((value) => Object.keys(value).length >= min && Object.keys(value).length <= max);
     }
   }
 }
