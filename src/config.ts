@@ -48,10 +48,30 @@ const ConfigSchema = z.object({
   /** Webhook hosts and CIDRs that may be reached although they are private (comma-separated). */
   AISOC_WEBHOOK_ALLOWLIST: z.string().optional().refine((value) => value === undefined || allowListValid(value), 'must be comma-separated host names, IP addresses or CIDRs'),
   AISOC_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5000),
+  /** Who reasons in investigations: the built-in reasoner, an OpenAI-compatible endpoint, or Anthropic. */
+  AISOC_MODEL_PROVIDER: z.enum(['builtin', 'openai', 'anthropic']).default('builtin'),
+  /** Default https://api.openai.com/v1 (openai) or https://api.anthropic.com (anthropic). */
+  AISOC_MODEL_BASE_URL: url(['http:', 'https:']).optional(),
+  /** Optional for openai (local servers need none), required for anthropic; never logged. */
+  AISOC_MODEL_API_KEY: z.string().min(1).optional(),
+  AISOC_MODEL_NAME: z.string().min(1).optional(),
+  AISOC_MODEL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(60_000),
+  AISOC_MODEL_MAX_TOKENS: z.coerce.number().int().min(1).max(1_000_000).default(4096),
   NODE_ENV: z.string().default('development'),
+}).superRefine((config, ctx) => {
+  if (config.AISOC_MODEL_PROVIDER === 'builtin') return;
+  if (config.AISOC_MODEL_NAME === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['AISOC_MODEL_NAME'], message: `is required when AISOC_MODEL_PROVIDER is ${config.AISOC_MODEL_PROVIDER}` });
+  }
+  if (config.AISOC_MODEL_PROVIDER === 'anthropic' && config.AISOC_MODEL_API_KEY === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['AISOC_MODEL_API_KEY'], message: 'is required when AISOC_MODEL_PROVIDER is anthropic' });
+  }
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { dataDir: string };
+
+/** Every environment variable the configuration reads. */
+export const CONFIG_VARIABLES = Object.keys(ConfigSchema.shape);
 
 export class ConfigError extends Error {}
 

@@ -26,6 +26,7 @@ import { auditProjection } from './projections/audit.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
 import { identityProjection } from './projections/identity.js';
+import { investigationsProjection } from './projections/investigations.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
 import { playbooksProjection } from './projections/playbooks.js';
 import { slaProjection } from './projections/sla.js';
@@ -33,7 +34,7 @@ import { reactions } from './reactors/index.js';
 import { startSchedules } from './reactors/scheduler.js';
 import type { Projection } from './projections/projection.js';
 
-export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection, slaProjection, playbooksProjection, approvalsProjection];
+export const READ_MODELS: readonly Projection[] = [alertsProjection, casesProjection, identityProjection, auditProjection, slaProjection, playbooksProjection, approvalsProjection, investigationsProjection];
 
 export interface Runtime {
   config: Config;

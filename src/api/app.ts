@@ -17,6 +17,8 @@ import { approvalsRouter } from './routes/approvals.js';
 import { auditRouter } from './routes/audit.js';
 import { authRouter } from './routes/auth.js';
 import { casesRouter } from './routes/cases.js';
+import { investigationsRouter } from './routes/investigations.js';
+import { copilotRouter } from './routes/copilot.js';
 import { playbooksRouter } from './routes/playbooks.js';
 import { rbacRouter } from './routes/rbac.js';
 import { slaRouter } from './routes/sla.js';
@@ -84,6 +86,8 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt), casesRouter(rt));
   app.use(slaRouter(rt));
   app.use(playbooksRouter(rt), actionsRouter(rt), approvalsRouter(rt));
+  app.use(investigationsRouter(rt));
+  app.use(copilotRouter(rt));
   app.use((req, res) => sendProblem(res, 404, `No route for ${req.method} ${req.path}`));
   app.use(problemHandler);
   return app;

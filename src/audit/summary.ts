@@ -4,6 +4,7 @@ import type { ActionRequestEvent } from '../domain/action-request.js';
 import type { ApiKeyEvent } from '../domain/api-key.js';
 import type { ApprovalEvent } from '../domain/approval.js';
 import type { CaseEvent } from '../domain/case.js';
+import type { InvestigationEvent } from '../domain/investigation.js';
 import type { DomainEvent } from '../domain/decider.js';
 import type { PlaybookEvent } from '../domain/playbook.js';
 import type { PlaybookRunEvent } from '../domain/playbook-run.js';
@@ -14,7 +15,7 @@ import type { SlaEvent } from '../domain/sla.js';
 import type { TenantEvent } from '../domain/tenant.js';
 import type { UserEvent } from '../domain/user.js';
 
-type KnownEvent = AlertEvent | CaseEvent | TenantEvent | UserEvent | SessionEvent | ApiKeyEvent | RoleEvent | PermissionEvent | SlaEvent | ResponseEvent;
+type KnownEvent = AlertEvent | CaseEvent | InvestigationEvent | TenantEvent | UserEvent | SessionEvent | ApiKeyEvent | RoleEvent | PermissionEvent | SlaEvent | ResponseEvent;
 type ResponseEvent = PlaybookEvent | PlaybookRunEvent | ApprovalEvent | ActionRequestEvent;
 
 /** SLA durations as people say them: 900 -> "15 min", 86400 -> "1 d". */
@@ -169,6 +170,14 @@ function describe(event: KnownEvent, streamId: string): string | undefined {
       return `Action ${event.data.action} on ${event.data.target.type} ${quoted(event.data.target.value)} requested from the ${clip(event.data.connector, 64)} connector`;
     case 'action_request.completed':
       return `Action request completed (${event.data.outcome}) by ${event.data.completed_by}${event.data.detail ? `: ${clip(event.data.detail)}` : ''}`;
+    case 'investigation.started':
+      return `Investigation of case ${event.data.case_id} started by ${event.data.requested_by} (${clip(event.data.provider, 64)}/${clip(event.data.model, 64)})`;
+    case 'investigation.entry_recorded':
+      return `Investigation ledger entry ${event.data.seq} (${event.data.kind}) recorded`;
+    case 'investigation.concluded':
+      return `Investigation concluded: ${event.data.verdict} (confidence ${event.data.confidence}), citing ${event.data.evidence.length} piece(s) of evidence`;
+    case 'investigation.failed':
+      return `Investigation failed: ${clip(event.data.reason)}`;
     default:
       return undefined;
   }

@@ -150,6 +150,35 @@ audit
     if (!result.ok) process.exitCode = 1;
   });
 
+const investigations = program.command('investigations').description("AI investigations: replay one against its ledger, or check its hash chain");
+
+investigations
+  .command('replay')
+  .description('Re-execute an investigation with its recorded model responses and tool results and compare it with its ledger; exit code 0 when identical, 1 when not')
+  .argument('<id>', 'the investigation id')
+  .action(async (id: string) => {
+    const config = loadConfig();
+    const result = await withOperations(config, (run) => run('investigations.replay', { id }));
+    console.log(JSON.stringify(result, null, 2));
+    if (!result.identical || !result.chain_valid) process.exitCode = 1;
+  });
+
+investigations
+  .command('verify')
+  .description("Check an investigation's hash chain; exit code 0 when intact, 1 naming the first bad entry when not")
+  .argument('<id>', 'the investigation id')
+  .action(async (id: string) => {
+    const config = loadConfig();
+    const result = await withOperations(config, (run) => run('investigations.verify', { id }));
+    if (result.valid) {
+      console.log(`OK: investigation ${id}: ${result.entries} entries, hash chain intact${result.final_hash_matches ? ', final hash matches its conclusion' : ''}`);
+      return;
+    }
+    const why = result.first_bad ? `entry ${result.first_bad.seq}: ${result.first_bad.reason}` : "the final hash does not match the ledger's last entry";
+    console.log(`FAILED: investigation ${id}: first bad ${why}`);
+    process.exitCode = 1;
+  });
+
 const tenants = program.command('tenants').description('Tenants: every user, key and record belongs to one');
 
 tenants

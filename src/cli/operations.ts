@@ -3,6 +3,7 @@ import { exportAudit, type AuditExportArgs, type AuditExportResult, type AuditPr
 import { verifyAudit, type AuditVerifyArgs, type AuditVerifyResult } from '../audit/verify.js';
 import type { KeyUse } from '../auth/keyring.js';
 import { changePassword, createTenant, registerUser } from '../commands/identity.js';
+import { replayInvestigation, verifyInvestigation, type ReplayResult, type VerifyResult } from '../investigations/runner.js';
 import { normalizeEmail } from '../domain/user.js';
 import type { ProjectionStatus, RebuildProgress } from '../projections/daemon.js';
 import type { Runtime } from '../runtime.js';
@@ -32,6 +33,8 @@ export interface OperationMap {
   'keys.rotate': { args: { use: KeyUse }; result: { kid: string; use: KeyUse }; progress: never };
   'audit.export': { args: AuditExportArgs; result: AuditExportResult; progress: AuditProgress };
   'audit.verify': { args: AuditVerifyArgs; result: AuditVerifyResult; progress: AuditProgress };
+  'investigations.replay': { args: { id: string }; result: ReplayResult; progress: never };
+  'investigations.verify': { args: { id: string }; result: VerifyResult; progress: never };
 }
 
 export type OperationName = keyof OperationMap;
@@ -102,6 +105,8 @@ function handlers(rt: Runtime): Handlers {
     },
     'audit.export': (args, onProgress) => exportAudit({ store: rt.store, keyring: rt.identity.keyring }, args, onProgress),
     'audit.verify': (args, onProgress) => verifyAudit({ keyring: rt.identity.keyring }, args, onProgress),
+    'investigations.replay': ({ id }) => replayInvestigation(rt.store, rt.commands.registry, id, null),
+    'investigations.verify': ({ id }) => verifyInvestigation(rt.store, rt.commands.registry, id, null),
   };
 }
 

@@ -4,6 +4,7 @@ import { API_KEY_EVENTS } from './api-key.js';
 import { APPROVAL_EVENTS } from './approval.js';
 import { CASE_EVENTS } from './case.js';
 import { CORRELATION_EVENTS } from './correlation.js';
+import { INVESTIGATION_EVENTS } from './investigation.js';
 import { PLAYBOOK_EVENTS } from './playbook.js';
 import { PLAYBOOK_RUN_EVENTS } from './playbook-run.js';
 import { EventRegistry } from './registry.js';
@@ -28,4 +29,5 @@ export const eventRegistry = new EventRegistry([
   ...APPROVAL_EVENTS,
   ...ACTION_REQUEST_EVENTS,
   ...SLA_EVENTS,
+  ...INVESTIGATION_EVENTS,
 ]);

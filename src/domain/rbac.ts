@@ -22,6 +22,9 @@ export const BUILTIN_PERMISSIONS = {
   'api_keys:write': 'Create and revoke your API keys',
   'rbac:read': 'List roles and permissions',
   'rbac:admin': 'Create, change and delete roles and permissions',
+  'copilot:read': "Ask the copilot for suggested actions, and run one (which also needs the suggestion's own permission)",
+  'investigations:read': "List a case's AI investigations, read their ledgers and verdicts, and replay them",
+  'investigations:run': 'Start an AI investigation of a case',
 } as const satisfies Record<string, string>;
 
 export type BuiltinPermission = keyof typeof BUILTIN_PERMISSIONS;
@@ -38,6 +41,7 @@ export const BUILTIN_ROLES: Record<string, { description: string; permissions: r
     permissions: [
       'profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write',
       'playbooks:read', 'playbooks:execute', 'approvals:read', 'approvals:request', 'approvals:decide', 'sla:read',
+      'copilot:read', 'investigations:read', 'investigations:run',
     ],
   },
   responder: {
@@ -45,11 +49,12 @@ export const BUILTIN_ROLES: Record<string, { description: string; permissions: r
     permissions: [
       'profile:read', 'alerts:read', 'cases:read', 'cases:write', 'api_keys:read', 'api_keys:write',
       'playbooks:read', 'playbooks:execute', 'actions:execute', 'approvals:read', 'approvals:request', 'approvals:decide', 'sla:read',
+      'copilot:read', 'investigations:read', 'investigations:run',
     ],
   },
   hunter: {
     description: 'Hunt across alerts and cases; raises alerts',
-    permissions: ['profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'api_keys:read', 'api_keys:write', 'playbooks:read', 'sla:read'],
+    permissions: ['profile:read', 'alerts:read', 'alerts:write', 'cases:read', 'api_keys:read', 'api_keys:write', 'playbooks:read', 'sla:read', 'copilot:read', 'investigations:read'],
   },
   viewer: {
     description: 'Read-only',

@@ -7,10 +7,11 @@ import type { AuditTables } from './audit.js';
 import type { CasesTables } from './cases.js';
 import type { ProjectionsTable } from './catalog.js';
 import type { IdentityTables } from './identity.js';
+import type { InvestigationsTables } from './investigations.js';
 import type { PlaybooksTables } from './playbooks.js';
 import type { SlaTables } from './sla.js';
 
 /** Every table (and read-model view) the application queries through kysely. */
-export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable, IngestQueueTable, AuditTables, SlaTables, PlaybooksTables, ApprovalsTables {
+export interface Tables extends AlertsTables, CasesTables, IdentityTables, SigningKeysTable, CountersTable, IngestQueueTable, AuditTables, SlaTables, PlaybooksTables, ApprovalsTables, InvestigationsTables {
   projections: ProjectionsTable;
 }

@@ -6,6 +6,7 @@ import type { ProjectionDaemon } from '../projections/daemon.js';
 import type { Projection } from '../projections/projection.js';
 import type { Tables } from '../projections/tables.js';
 import { slaSchedule } from '../sla/schedule.js';
+import { investigationReactions } from './investigations.js';
 import { playbookReactions } from './playbook-runs.js';
 import type { Schedule } from './scheduler.js';
 
@@ -28,5 +29,6 @@ export interface Reactions {
 
 export function reactions(deps: ReactorDeps): Reactions {
   const playbooks = playbookReactions(deps);
-  return { reactors: [...playbooks.reactors], schedules: [slaSchedule(deps), ...playbooks.schedules] };
+  const investigations = investigationReactions(deps);
+  return { reactors: [...playbooks.reactors, ...investigations.reactors], schedules: [slaSchedule(deps), ...playbooks.schedules, ...investigations.schedules] };
 }

@@ -16,12 +16,20 @@ export interface ServerProcess {
   output(): string;
 }
 
+/** Servers still running: killed when the test worker exits, even after a test timed out. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** Starts `aisoc serve` as its own process and waits for it to listen (port 0: any free port). */
 export async function startServerProcess(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     env: { ...baseEnv(), PORT: '0', HOST: '127.0.0.1', AISOC_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
