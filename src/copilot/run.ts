@@ -1,10 +1,10 @@
 import type { Position } from '../../eventstore/port.js';
 import { handleCommand, type CommandContext, type HandleResult } from '../commands/handler.js';
+import { startPlaybookRun } from '../commands/start-playbook-run.js';
 import { alertDecider, alertStream } from '../domain/alert.js';
 import { caseDecider, caseStream } from '../domain/case.js';
 import type { DomainEvent } from '../domain/decider.js';
 import { AppError } from '../domain/errors.js';
-import { playbookRunDecider, playbookRunStream } from '../domain/playbook-run.js';
 import { paramsDigest, type ActionIdPayload } from './action-id.js';
 import {
   EFFECT_PERMISSION,
@@ -143,21 +143,8 @@ async function apply(
       // As POST /playbooks/{id}/execute does: the playbook's steps as they are now, each high-risk one waiting for an approval.
       const playbook = await deps.db.selectFrom('playbooks').selectAll().where('id', '=', effect.playbook_id).where('tenant_id', '=', asker.tenantId).executeTakeFirst();
       if (!playbook) throw new AppError('conflict', 'The playbook is gone; ask for fresh suggestions');
-      const unknown = playbook.steps.flatMap((step, index) => (deps.registry.get(step.action) ? [] : [{ path: `/steps/${index}/action`, message: `unknown action ${step.action}` }]));
-      if (unknown.length > 0) throw new AppError('unprocessable', 'The playbook names actions that no longer exist', { errors: unknown });
       const runId = deps.commands.ids.newId();
-      const steps = playbook.steps.map((step) => ({ id: step.id, action: step.action, inputs: step.inputs, requires_approval: deps.registry.get(step.action)!.risk === 'high' }));
-      const handled = await handleCommand(
-        deps.commands,
-        playbookRunDecider,
-        playbookRunStream(runId),
-        {
-          type: 'StartRun',
-          run: { run_id: runId, playbook_id: playbook.id, playbook_name: playbook.name, subject: { type: 'alert', id: effect.alert_id }, requested_by: asker.userId, steps },
-        },
-        context,
-        { create: true },
-      );
+      const { result: handled } = await startPlaybookRun(deps, playbook, { runId, subject: { type: 'alert', id: effect.alert_id }, requestedBy: asker.userId }, context);
       return done('playbook_run', runId, handled);
     }
   }

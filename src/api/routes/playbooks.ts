@@ -1,9 +1,9 @@
 import { Router, type Request } from 'express';
 import { createActionRegistry } from '../../actions/index.js';
 import { handleCommand } from '../../commands/handler.js';
+import { startPlaybookRun } from '../../commands/start-playbook-run.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { playbookDecider, playbookStream, type PlaybookStep } from '../../domain/playbook.js';
-import { playbookRunDecider, playbookRunStream } from '../../domain/playbook-run.js';
 import type { PlaybookRow, PlaybookRunRow } from '../../projections/playbooks.js';
 import type { Runtime } from '../../runtime.js';
 import { principalOf } from '../authenticate.js';
@@ -139,18 +139,8 @@ export function playbooksRouter(rt: Runtime): Router {
         return;
       }
     }
-    const unknown = playbook.steps.flatMap((step, index) => (registry.get(step.action) ? [] : [{ path: `/steps/${index}/action`, message: `unknown action ${step.action}` }]));
-    if (unknown.length > 0) throw new AppError('unprocessable', 'The playbook names actions that no longer exist', { errors: unknown });
     const principal = principalOf(req);
-    const steps = playbook.steps.map((step) => ({ id: step.id, action: step.action, inputs: step.inputs, requires_approval: registry.get(step.action)!.risk === 'high' }));
-    const result = await handleCommand(
-      rt.commands,
-      playbookRunDecider,
-      playbookRunStream(runId),
-      { type: 'StartRun', run: { run_id: runId, playbook_id: playbookId, playbook_name: playbook.name, subject, requested_by: principal.userId, steps } },
-      commandContext(req),
-      { create: true },
-    );
+    const { result, steps } = await startPlaybookRun({ commands: rt.commands, registry }, playbook, { runId, subject, requestedBy: principal.userId }, commandContext(req));
     setPosition(res, result.position);
     const startedAt = result.occurredAt;
     res
