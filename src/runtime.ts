@@ -12,6 +12,7 @@ import type { Config } from './config.js';
 import { eventRegistry } from './domain/index.js';
 import { systemClock, uuidV7Ids } from './lib/clock.js';
 import { openDatabase, type Database } from './lib/database.js';
+import { PrincipalCache } from './auth/principal-cache.js';
 import { instrumentStore } from './lib/instrumented-store.js';
 import type { Logger } from './lib/logger.js';
 import { Metrics } from './lib/metrics.js';
@@ -25,7 +26,7 @@ import { approvalsProjection } from './projections/approvals.js';
 import { auditProjection } from './projections/audit.js';
 import { casesProjection } from './projections/cases.js';
 import { ProjectionDaemon } from './projections/daemon.js';
-import { identityProjection } from './projections/identity.js';
+import { identityProjection, PRINCIPALS_CHANNEL_PREFIX } from './projections/identity.js';
 import { investigationsProjection } from './projections/investigations.js';
 import { ensureEventsStream, natsForwarder } from './projections/nats-forwarder.js';
 import { playbooksProjection } from './projections/playbooks.js';
@@ -118,7 +119,10 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     : undefined;
   const counters = new SharedCounters(database.db);
   counters.start();
+  const principals = new PrincipalCache();
+  const stopListening = await database.listen(PRINCIPALS_CHANNEL_PREFIX + database.schema, principals);
   const identity: IdentityDeps = {
+    principals,
     commands,
     db: database.db,
     daemon,
@@ -148,6 +152,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
       await fusion?.stop();
       await ingest.close();
       await counters.stop().catch(() => undefined);
+      await stopListening();
       await daemon.stop();
       await nats?.drain().catch(() => undefined);
       await store.close();

@@ -3,8 +3,8 @@ import jwt from 'jsonwebtoken';
 import { Passport } from 'passport';
 import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
 import { Strategy } from 'passport-strategy';
-import { principalFromApiKey, principalFromSession, type Principal } from '../auth/principal.js';
-import { JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, parseApiKey } from '../auth/tokens.js';
+import { apiKeyCredential, sessionCredential, type Principal } from '../auth/principal.js';
+import { hashesEqual, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, parseApiKey } from '../auth/tokens.js';
 import { AppError } from '../domain/errors.js';
 import type { Runtime } from '../runtime.js';
 
@@ -47,7 +47,7 @@ class ApiKeyStrategy extends Strategy {
  * against the principal's rate limit, and checks the operation's `x-permission`.
  */
 export function authentication(rt: Runtime): RequestHandler {
-  const { db, keyring, counters } = rt.identity;
+  const { db, keyring, counters, principals } = rt.identity;
   const passport = new Passport();
   passport.use(
     new JwtStrategy(
@@ -67,8 +67,9 @@ export function authentication(rt: Runtime): RequestHandler {
       },
       (claims: { sub?: unknown; tid?: unknown; sid?: unknown }, done: (error: unknown, principal?: Principal | false) => void) => {
         if (typeof claims.sub !== 'string' || typeof claims.tid !== 'string' || typeof claims.sid !== 'string') return done(null, false);
-        principalFromSession(db, { sub: claims.sub, tid: claims.tid, sid: claims.sid }).then(
-          (principal) => done(null, principal ?? false),
+        const { sub, tid, sid } = claims;
+        principals.resolve(`s:${sid}`, () => sessionCredential(db, { sub, tid, sid })).then(
+          (found) => done(null, found && found.principal.userId === sub && found.principal.tenantId === tid ? found.principal : false),
           (error: unknown) => done(error),
         );
       },
@@ -77,7 +78,9 @@ export function authentication(rt: Runtime): RequestHandler {
   passport.use(
     new ApiKeyStrategy(async (key) => {
       const parsed = parseApiKey(key);
-      return parsed ? principalFromApiKey(db, parsed.keyId, parsed.secretHash) : null;
+      if (!parsed) return null;
+      const found = await principals.resolve(`k:${parsed.keyId}`, () => apiKeyCredential(db, parsed.keyId));
+      return found && hashesEqual(found.secretHash!, parsed.secretHash) ? found.principal : null;
     }),
   );
 

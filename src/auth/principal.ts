@@ -2,7 +2,7 @@ import { sql, type Kysely } from 'kysely';
 import { BUILTIN_ROLES } from '../domain/rbac.js';
 import type { Actor } from '../domain/registry.js';
 import type { Tables } from '../projections/tables.js';
-import { hashesEqual } from './tokens.js';
+import type { Credential } from './principal-cache.js';
 
 /** Who is calling: resolved per request from an access token or an API key. */
 export interface Principal {
@@ -27,11 +27,11 @@ export async function rolePermissions(db: Kysely<Tables>, tenantId: string, role
 }
 
 /** The session behind an access token, if it is still active and its user still allowed in. */
-export async function principalFromSession(db: Kysely<Tables>, claims: { sub: string; tid: string; sid: string }): Promise<Principal | null> {
+export async function sessionCredential(db: Kysely<Tables>, claims: { sub: string; tid: string; sid: string }): Promise<Credential | null> {
   const row = await db
     .selectFrom('sessions as s')
     .innerJoin('users as u', 'u.id', 's.user_id')
-    .select(['u.role', 'u.tenant_id'])
+    .select(['u.role', 'u.tenant_id', 's.expires_at'])
     .where('s.id', '=', claims.sid)
     .where('s.user_id', '=', claims.sub)
     .where('s.tenant_id', '=', claims.tid)
@@ -41,37 +41,46 @@ export async function principalFromSession(db: Kysely<Tables>, claims: { sub: st
     .executeTakeFirst();
   if (!row) return null;
   return {
-    tenantId: row.tenant_id,
-    type: 'user',
-    id: claims.sub,
-    userId: claims.sub,
-    permissions: await rolePermissions(db, row.tenant_id, row.role),
-    sessionId: claims.sid,
+    principal: {
+      tenantId: row.tenant_id,
+      type: 'user',
+      id: claims.sub,
+      userId: claims.sub,
+      permissions: await rolePermissions(db, row.tenant_id, row.role),
+      sessionId: claims.sid,
+    },
+    expiresAt: row.expires_at,
+    secretHash: null,
   };
 }
 
 /**
  * An API key acts with the permissions it was given, and never more than its owner has now:
- * demoting or disabling the owner takes effect on the key at once.
+ * demoting or disabling the owner takes effect on the key at once. The caller compares the
+ * secret's hash.
  */
-export async function principalFromApiKey(db: Kysely<Tables>, keyId: string, secretHash: string): Promise<Principal | null> {
+export async function apiKeyCredential(db: Kysely<Tables>, keyId: string): Promise<Credential | null> {
   const row = await db
     .selectFrom('api_keys as k')
     .innerJoin('users as u', 'u.id', 'k.owner_id')
-    .select(['k.id', 'k.tenant_id', 'k.owner_id', 'k.secret_hash', 'k.permissions', 'u.role'])
+    .select(['k.id', 'k.tenant_id', 'k.owner_id', 'k.secret_hash', 'k.permissions', 'k.expires_at', 'u.role'])
     .where('k.id', '=', keyId)
     .where('k.revoked_at', 'is', null)
     .where((eb) => eb.or([eb('k.expires_at', 'is', null), eb('k.expires_at', '>', sql<Date>`now()`)]))
     .where('u.disabled', '=', false)
     .executeTakeFirst();
-  if (!row || !hashesEqual(row.secret_hash, secretHash)) return null;
+  if (!row) return null;
   const ownerHas = await rolePermissions(db, row.tenant_id, row.role);
   return {
-    tenantId: row.tenant_id,
-    type: 'api_key',
-    id: row.id,
-    userId: row.owner_id,
-    permissions: new Set(row.permissions.filter((p) => ownerHas.has(p))),
-    sessionId: null,
+    principal: {
+      tenantId: row.tenant_id,
+      type: 'api_key',
+      id: row.id,
+      userId: row.owner_id,
+      permissions: new Set(row.permissions.filter((p) => ownerHas.has(p))),
+      sessionId: null,
+    },
+    expiresAt: row.expires_at,
+    secretHash: row.secret_hash,
   };
 }

@@ -4,6 +4,7 @@ import { decoyHash, hashPassword, MIN_PASSWORD_LENGTH, verifyPassword } from '..
 import { rolePermissions, type Principal } from '../auth/principal.js';
 import { issueAccessToken, newApiKey, newRefreshToken, parseRefreshToken } from '../auth/tokens.js';
 import type { Keyring } from '../auth/keyring.js';
+import type { PrincipalCache } from '../auth/principal-cache.js';
 import { apiKeyDecider, apiKeyStream } from '../domain/api-key.js';
 import { AppError, notFound } from '../domain/errors.js';
 import { BUILTIN_PERMISSIONS, BUILTIN_ROLES, isBuiltinPermission, isBuiltinRole } from '../domain/rbac.js';
@@ -32,6 +33,7 @@ export interface IdentityDeps {
   daemon: ProjectionDaemon;
   keyring: Keyring;
   counters: SharedCounters;
+  principals: PrincipalCache;
   settings: AuthSettings;
 }
 
@@ -52,7 +54,14 @@ export interface TokenPair {
   expires_in: number;
 }
 
-const settle = (deps: IdentityDeps, position: Position | undefined) => deps.daemon.waitFor(position, ['identity']);
+/**
+ * Waits until the identity read model shows a write; then this process forgets what the write
+ * changed about signed-in callers (`PrincipalCache.forget`), so its next request sees it.
+ */
+async function settle(deps: IdentityDeps, position: Position | undefined, changed?: string): Promise<void> {
+  await deps.daemon.waitFor(position, ['identity']);
+  if (changed) deps.principals.forget(changed);
+}
 
 function context(tenantId: string, actor: Actor, call: CallContext = {}): CommandContext {
   return { tenantId, actor, requestId: call.requestId ?? null };
@@ -125,13 +134,13 @@ export async function changePassword(deps: IdentityDeps, input: { email: string;
     const ended = await handleCommand(deps.commands, sessionDecider, sessionStream(session.id), { type: 'EndSession', reason: 'password_changed' }, ctx);
     position = ended.position ?? position;
   }
-  await settle(deps, position);
+  await settle(deps, position, `u:${user.id}`);
 }
 
 export async function setUserRole(deps: IdentityDeps, tenantId: string, userId: string, role: string, actor: Actor): Promise<void> {
   await assertRoleExists(deps, tenantId, role);
   const result = await handleCommand(deps.commands, userDecider, userStream(userId), { type: 'ChangeRole', role }, context(tenantId, actor));
-  await settle(deps, result.position);
+  await settle(deps, result.position, `u:${userId}`);
 }
 
 async function issueTokens(deps: IdentityDeps, claims: { sub: string; tid: string; sid: string }, refreshToken: string): Promise<TokenPair> {
@@ -208,7 +217,7 @@ export async function refresh(deps: IdentityDeps, refreshToken: string, call: Ca
     { type: 'RefreshSession', presentedHash: parsed.hash, newHash: next.hash },
     context(session.tenant_id, { type: 'user', id: session.user_id }, call),
   );
-  await settle(deps, result.position);
+  await settle(deps, result.position, `s:${parsed.sessionId}`);
   if (result.events.some((e) => e.type === 'session.ended')) {
     throw new AppError('unauthenticated', 'This refresh token was already used or has expired; the session has ended');
   }
@@ -220,7 +229,7 @@ export async function refresh(deps: IdentityDeps, refreshToken: string, call: Ca
 /** Ends the session: its access and refresh tokens stop working. */
 export async function logout(deps: IdentityDeps, sessionId: string, tenantId: string, actor: Actor, call: CallContext): Promise<void> {
   const result = await handleCommand(deps.commands, sessionDecider, sessionStream(sessionId), { type: 'EndSession', reason: 'logout' }, context(tenantId, actor, call));
-  await settle(deps, result.position);
+  await settle(deps, result.position, `s:${sessionId}`);
 }
 
 /** The session a refresh token belongs to, when the caller signs out with it. */
@@ -276,7 +285,7 @@ export async function revokeApiKey(deps: IdentityDeps, principal: Principal, key
     context(principal.tenantId, { type: principal.type, id: principal.id }, call),
     { expectedRevision },
   );
-  await settle(deps, result.position);
+  await settle(deps, result.position, `k:${keyId}`);
 }
 
 export interface RoleView {
@@ -349,7 +358,7 @@ export async function changeRbac(
     }
     position = (await handleCommand(deps.commands, permissionDecider, permissionStream(tenantId, name), change.command, ctx, { expectedRevision })).position;
   }
-  await settle(deps, position);
+  await settle(deps, position, change.kind === 'role' ? `t:${tenantId}` : undefined);
   return position;
 }
 

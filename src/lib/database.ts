@@ -31,7 +31,21 @@ export interface Database {
   db: Kysely<Tables>;
   /** PGlite: one process, one connection; no advisory locks across processes are needed. */
   embedded: boolean;
+  /** The schema the tables live in (`current_schema()`): it scopes notification channels. */
+  schema: string;
+  /**
+   * LISTEN on a channel (PostgreSQL NOTIFY, delivered on commit). `listening` is called each
+   * time notifications start to flow (again), `lost` when they may have been missed (a dropped
+   * connection: reconnected with backoff). Resolves once listening; the result stops it.
+   */
+  listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
+}
+
+export interface ListenHandlers {
+  notify(payload: string): void;
+  listening(): void;
+  lost(): void;
 }
 
 export type DatabaseConfig =
@@ -49,11 +63,13 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     const options = ['-c idle_in_transaction_session_timeout=60s', ...(config.schema ? [`-c search_path=${config.schema}`] : [])];
     const pool = new pg.Pool({ connectionString: config.url, max: config.poolSize ?? 20, options: options.join(' ') });
     pool.on('error', () => undefined);
-    await pool.query('SELECT 1');
+    const { rows } = await pool.query<{ schema: string }>('SELECT current_schema() AS schema');
     return {
       pool,
       db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }),
       embedded: false,
+      schema: rows[0]!.schema,
+      listen: (channel, handlers) => listenOnServer({ connectionString: config.url, options: options.join(' ') }, channel, handlers),
       close: () => pool.end(),
     };
   }
@@ -64,9 +80,59 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     pool,
     db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }),
     embedded: true,
+    schema: 'public',
+    async listen(channel, handlers) {
+      // One process owns the data directory, and PGlite is one session: LISTEN once, and hear
+      // every notification it delivers. Nothing can be missed, only not yet sent.
+      await pool.query(`LISTEN ${quoteIdentifier(channel)}`);
+      const stop = pglite.onNotification((to, payload) => {
+        if (to === channel) handlers.notify(payload);
+      });
+      handlers.listening();
+      return async () => stop();
+    },
     async close() {
       await pool.end();
       await pglite.close();
     },
+  };
+}
+
+const quoteIdentifier = (name: string) => `"${name.replaceAll('"', '""')}"`;
+
+/** A dedicated connection (LISTEN is per session), reconnected with backoff when it drops. */
+async function listenOnServer(connection: pg.ClientConfig, channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
+  let client: pg.Client | undefined;
+  let stopped = false;
+  const connect = async (): Promise<void> => {
+    const next = new pg.Client(connection);
+    next.on('error', () => undefined);
+    next.on('notification', (message) => {
+      if (message.channel === channel) handlers.notify(message.payload ?? '');
+    });
+    try {
+      await next.connect();
+      await next.query(`LISTEN ${quoteIdentifier(channel)}`);
+    } catch (error) {
+      await next.end().catch(() => undefined);
+      throw error;
+    }
+    client = next;
+    next.once('end', () => {
+      if (stopped) return;
+      handlers.lost();
+      void reconnect(1);
+    });
+    handlers.listening();
+  };
+  const reconnect = async (attempt: number): Promise<void> => {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(100 * 2 ** attempt, 5000)).unref());
+    if (stopped) return;
+    await connect().catch(() => reconnect(attempt + 1));
+  };
+  await connect();
+  return async () => {
+    stopped = true;
+    await client?.end().catch(() => undefined);
   };
 }

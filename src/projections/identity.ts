@@ -1,4 +1,4 @@
-import type { Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
 import type { ApiKeyEvent } from '../domain/api-key.js';
 import type { StoredEvent } from '../domain/registry.js';
 import type { PermissionEvent, RoleEvent } from '../domain/role.js';
@@ -261,5 +261,38 @@ export const identityProjection: Projection<IdentityTables> = {
   `,
   async apply(trx, events) {
     for (const event of events) await applyOne(trx, event as StoredEvent<IdentityEvent>);
+    const changed = [...new Set(events.flatMap((event) => principalsChangedBy(event as StoredEvent<IdentityEvent>)))];
+    if (changed.length === 0) return;
+    // Delivered on commit to every process, which drops what it cached of these principals.
+    const payload = changed.length > MAX_NAMED_CHANGES ? '*' : changed.join(',');
+    await sql`SELECT pg_notify(${PRINCIPALS_CHANNEL_PREFIX} || current_schema(), ${payload})`.execute(trx);
   },
 };
+
+/** `aisoc_principals_<schema>`: NOTIFY channel of changes to who may do what. */
+export const PRINCIPALS_CHANNEL_PREFIX = 'aisoc_principals_';
+const MAX_NAMED_CHANGES = 100;
+
+/**
+ * What an event changes about callers already signed in: `s:<session>`, `u:<user>` (their
+ * sessions and keys), `k:<api key>` or `t:<tenant>` (a custom role's permissions). Creations
+ * change nobody already known.
+ */
+function principalsChangedBy({ event, metadata, recorded }: StoredEvent<IdentityEvent>): string[] {
+  const { streamId } = recorded;
+  switch (event.type) {
+    case 'user.password_changed':
+    case 'user.role_changed':
+    case 'user.disabled':
+      return [`u:${idOf(streamId)}`];
+    case 'session.ended':
+      return [`s:${idOf(streamId)}`];
+    case 'apikey.revoked':
+      return [`k:${idOf(streamId)}`];
+    case 'role.updated':
+    case 'role.deleted':
+      return [`t:${metadata.tenant_id}`];
+    default:
+      return [];
+  }
+}
