@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { alertIngested, progress, tenantOf, userOf } from './common.js';
 
-const LOAD_SQL = /* sql */ `
+export const LOAD_SQL = /* sql */ `
 WITH rows AS MATERIALIZED (
   SELECT t.stream, t.revision, t.id, t.type, t.data, t.meta, t.i
     FROM ROWS FROM (jsonb_to_recordset($1::jsonb) AS (stream text, revision bigint, id uuid, type text, data jsonb, meta jsonb))

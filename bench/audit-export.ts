@@ -19,7 +19,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -169,6 +169,10 @@ async function main(): Promise<void> {
     await mkdir(dirname(RESULT_FILE), { recursive: true });
     await writeFile(RESULT_FILE, `${JSON.stringify(result, null, 2)}\n`);
     log(`wrote ${RESULT_FILE}`);
+    // The API platform's figures (issue 3) carry the export's two headline numbers too.
+    const platformFile = join(BENCH_DIR, 'results', 'api-platform.json');
+    const platform = JSON.parse(await readFile(platformFile, 'utf8').catch(() => '{}')) as Record<string, unknown>;
+    await writeFile(platformFile, `${JSON.stringify({ ...platform, audit_export_eps: result.audit_export_eps, audit_export_rss_mb: result.audit_export_rss_mb, audit_export_events: result.events }, null, 2)}\n`);
   } finally {
     await dir.remove();
     await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);

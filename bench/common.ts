@@ -4,7 +4,7 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, platform, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { createPgConfig } from '@electric-sql/pglite/node-postgres';
@@ -16,10 +16,10 @@ export const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? process.env.DATABA
 // ---------------------------------------------------------------------------------------------
 // Events: what an EDR/SIEM alert looks like when it reaches AiSOC (about 1.2 KB of JSON).
 
-const SOURCES = ['crowdstrike', 'sentinelone', 'defender', 'splunk', 'elastic', 'okta', 'guardduty'] as const;
-const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'] as const;
-const TECHNIQUES = ['T1059.001', 'T1003.001', 'T1566.001', 'T1078', 'T1021.001', 'T1486', 'T1047', 'T1105', 'T1055', 'T1218.011'];
-const TITLES = [
+export const SOURCES = ['crowdstrike', 'sentinelone', 'defender', 'splunk', 'elastic', 'okta', 'guardduty'] as const;
+export const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'] as const;
+export const TECHNIQUES = ['T1059.001', 'T1003.001', 'T1566.001', 'T1078', 'T1021.001', 'T1486', 'T1047', 'T1105', 'T1055', 'T1218.011'];
+export const TITLES = [
   'Suspicious PowerShell encoded command',
   'Credential dumping via LSASS access',
   'Phishing attachment opened by user',
@@ -185,3 +185,38 @@ export function progress(scenario: string, everyMs = 5000) {
 }
 
 export const log = (message: string) => process.stderr.write(`[bench] ${message}\n`);
+
+/** Runs a bench's main, cleaning up after it, also when interrupted (SIGINT, SIGTERM). */
+export async function runWithCleanup(main: () => Promise<void>, cleanup: () => Promise<void>, log: (line: string) => void): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      log(`${signal}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  try {
+    await main();
+  } finally {
+    await cleanup();
+  }
+}
+
+/** The machine a bench ran on: hardware, versions and PostgreSQL's settings that bear on it. */
+export async function machineInfo() {
+  const admin = serverPool('public', 1);
+  const { rows } = await admin.query<{ version: string; shared_buffers: string; synchronous_commit: string }>(
+    `SELECT current_setting('server_version') AS version, current_setting('shared_buffers') AS shared_buffers, current_setting('synchronous_commit') AS synchronous_commit`,
+  );
+  await admin.end();
+  return {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memory_gb: Math.round(totalmem() / 2 ** 30),
+    os: `${platform()} ${release()}`,
+    node: process.version,
+    postgres: rows[0]!.version,
+    postgres_shared_buffers: rows[0]!.shared_buffers,
+    postgres_synchronous_commit: rows[0]!.synchronous_commit,
+    loadavg_at_start: loadavg().map((l) => Math.round(l * 100) / 100),
+  };
+}

@@ -34,7 +34,7 @@ import type pg from 'pg';
 import type { EventData, Position } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres/store.js';
 import { writeAlertLog } from './alert-log.js';
-import { adminQuery, alertIngested, DATABASE_URL, log, newSchemaName, openPglite, progress, serverPool, tempDir } from './common.js';
+import { adminQuery, alertIngested, DATABASE_URL, log, machineInfo, newSchemaName, openPglite, progress, runWithCleanup, serverPool, tempDir } from './common.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const RESULT_FILE = join(BENCH_DIR, 'results', 'eventstore.json');
@@ -501,26 +501,10 @@ async function benchPglite() {
 }
 
 async function machine() {
-  const admin = serverPool('public', 1);
-  const { rows } = await admin.query<{ version: string; shared_buffers: string; synchronous_commit: string }>(
-    `SELECT current_setting('server_version') AS version, current_setting('shared_buffers') AS shared_buffers, current_setting('synchronous_commit') AS synchronous_commit`,
-  );
-  await admin.end();
   // @electric-sql/pglite resolves to <package>/dist/index.js.
   const pglitePackage = join(dirname(fileURLToPath(import.meta.resolve('@electric-sql/pglite'))), '..', 'package.json');
   const pglite = JSON.parse(await readFile(pglitePackage, 'utf8')) as { version: string };
-  return {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    memory_gb: Math.round(totalmem() / 2 ** 30),
-    os: `${platform()} ${release()}`,
-    node: process.version,
-    postgres: rows[0]!.version,
-    postgres_shared_buffers: rows[0]!.shared_buffers,
-    postgres_synchronous_commit: rows[0]!.synchronous_commit,
-    pglite: pglite.version,
-    loadavg_at_start: loadavg().map((l) => Math.round(l * 100) / 100),
-  };
+  return { ...(await machineInfo()), pglite: pglite.version };
 }
 
 /** The 1-minute load average every 5 s: this machine has 2 cores, and anything else running shows here. */
@@ -560,15 +544,4 @@ async function main(): Promise<void> {
   log(`wrote ${RESULT_FILE} after ${Math.round((performance.now() - started) / 1000)} s`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    log(`${signal}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-try {
-  await main();
-} finally {
-  await cleanup();
-}
+await runWithCleanup(main, cleanup, log);

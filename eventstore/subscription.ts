@@ -6,36 +6,88 @@ import type {
   SubscriptionMessage,
 } from './port.js';
 
-/** Wakes waiting readers when this process appends, so local readers need not wait a poll. */
-export class Wakeup {
-  private waiters = new Set<() => void>();
-  private closed = false;
+/** How long a reader whose filter skips the appended stream's category may wait, gathering appends. */
+const UNMATCHED_WAKE_DELAY_MS = 20;
 
-  wake(): void {
-    const waiters = this.waiters;
-    this.waiters = new Set();
-    for (const resolve of waiters) resolve();
+interface Waiter {
+  resolve: () => void;
+  categories: readonly string[] | undefined;
+}
+
+/**
+ * Wakes waiting readers when this process appends, so local readers need not wait a poll.
+ * A reader whose filter names the appended stream's category is woken at once; one that would
+ * skip it (it only has a checkpoint to move) a little later, so that many appends cost it one
+ * read rather than one each.
+ */
+export class Wakeup {
+  private waiters = new Set<Waiter>();
+  private closed = false;
+  private deferred: NodeJS.Timeout | undefined;
+  /** The furthest position appended through this process (when the store says), by category. */
+  private readonly latest = new Map<string | undefined, Position>();
+
+  /** The furthest append made here that a reader of these categories (all: undefined) would see. */
+  latestFor(categories?: readonly string[]): Position | undefined {
+    let latest: Position | undefined;
+    for (const [category, position] of this.latest) {
+      if (categories && category !== undefined && !categories.includes(category)) continue;
+      if (latest === undefined || position > latest) latest = position;
+    }
+    return latest;
   }
 
-  /** Resolves on the next wake, after `timeoutMs`, or when `signal` aborts. */
-  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wake(position?: Position, category?: string): void {
+    if (position !== undefined) {
+      const previous = this.latest.get(category);
+      if (previous === undefined || position > previous) this.latest.set(category, position);
+    }
+    const now: Waiter[] = [];
+    for (const waiter of this.waiters) {
+      if (category === undefined || !waiter.categories || waiter.categories.includes(category)) now.push(waiter);
+    }
+    for (const waiter of now) {
+      this.waiters.delete(waiter);
+      waiter.resolve();
+    }
+    if (this.waiters.size > 0 && !this.deferred) {
+      this.deferred = setTimeout(() => {
+        this.deferred = undefined;
+        this.wakeAll();
+      }, UNMATCHED_WAKE_DELAY_MS);
+    }
+  }
+
+  private wakeAll(): void {
+    const waiters = this.waiters;
+    this.waiters = new Set();
+    for (const waiter of waiters) waiter.resolve();
+  }
+
+  /** Resolves on the next wake (see above), after `timeoutMs`, or when `signal` aborts. */
+  wait(timeoutMs: number, signal?: AbortSignal, categories?: readonly string[]): Promise<void> {
     if (this.closed || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', done);
-        this.waiters.delete(done);
-        resolve();
+      const waiter: Waiter = {
+        categories,
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', waiter.resolve);
+          this.waiters.delete(waiter);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, timeoutMs);
-      signal?.addEventListener('abort', done, { once: true });
-      this.waiters.add(done);
+      const timer = setTimeout(waiter.resolve, timeoutMs);
+      signal?.addEventListener('abort', waiter.resolve, { once: true });
+      this.waiters.add(waiter);
     });
   }
 
   close(): void {
     this.closed = true;
-    this.wake();
+    clearTimeout(this.deferred);
+    this.deferred = undefined;
+    this.wakeAll();
   }
 }
 
@@ -56,6 +108,7 @@ export function pollingSubscription(
     let caughtUp = false;
     const read = (from: Position | undefined) => store.readAll({ after: from, maxCount: options.batchSize ?? 500, filter: options.filter });
     let next: ReturnType<typeof read> | undefined;
+    let heldMs = 1;
     while (!stop.signal.aborted) {
       const page = await (next ?? read(after));
       next = undefined;
@@ -75,7 +128,17 @@ export function pollingSubscription(
           caughtUp = true;
           yield { kind: 'caughtUp', position: after };
         }
-        await wakeup.wait(pollIntervalMs, stop.signal);
+        // An append made here that this read did not reach is held back by the horizon (an
+        // earlier transaction, anywhere in the database, was still open): look again soon,
+        // backing off while it stays held, rather than only at the next poll.
+        const latest = wakeup.latestFor(options.filter?.categories);
+        if (latest !== undefined && (after === undefined || latest > after)) {
+          await wakeup.wait(heldMs, stop.signal, options.filter?.categories);
+          heldMs = Math.min(heldMs * 2, pollIntervalMs);
+        } else {
+          heldMs = 1;
+          await wakeup.wait(pollIntervalMs, stop.signal, options.filter?.categories);
+        }
       }
     }
   }

@@ -15,6 +15,7 @@ import {
   type RecordedEvent,
   type SubscribeToAllOptions,
   type Subscription,
+  streamCategory,
 } from '../port.js';
 import { pollingSubscription, Wakeup } from '../subscription.js';
 import { EVENT_STORE_DDL } from './schema.js';
@@ -180,7 +181,7 @@ export class PostgresEventStore implements EventStore {
     const current = row.revision === null ? 'no_stream' : BigInt(row.revision);
     if (row.status === 'conflict') throw new WrongExpectedVersionError(streamId, expected, current);
     if (row.status === 'duplicate') throw new DuplicateEventIdError(streamId, events[0]!.id);
-    if (events.length > 0) this.wakeup.wake();
+    if (events.length > 0) this.wakeup.wake(row.txid === null ? undefined : toPosition(row.epoch!, row.txid, row.seq!), streamCategory(streamId));
     const position =
       row.txid === null ? ((await this.headPosition()) ?? toPosition(this.epoch, '0', '0')) : toPosition(row.epoch!, row.txid, row.seq!);
     return { nextExpectedRevision: BigInt(row.revision!), position, createdStream: row.created_stream };

@@ -21,7 +21,8 @@ const MAX_ENTRIES = 10_000;
  *
  * It is only as fresh as the notifications reaching it: the identity read model NOTIFYs, in the
  * transaction that changes it, which sessions (`s:`), users (`u:`), keys (`k:`) or tenants
- * (`t:`, a role's permissions) changed, and every process LISTENs (`Database.listen`). While
+ * (`t:`, a role's permissions) changed, and every server process LISTENs (`Database.listen`;
+ * embedded, the one process makes every change itself and learns of it as below). While
  * that connection is down nothing is kept. A lookup that raced a change is not kept either:
  * any notification arriving while it ran bumps the generation it started from. The identity
  * commands also drop what they changed once their write is visible, so the process that

@@ -41,6 +41,18 @@ export interface HandleOptions {
    * at-least-once deliveries (a queue redelivering an item).
    */
   idempotencyKey?: string;
+  /**
+   * The stream as the caller has just loaded it (loadAggregate): the first attempt decides on
+   * it instead of reading the stream again. A stale one only costs a retry (or a conflict),
+   * as a concurrent writer would.
+   */
+  loaded?: Loaded<any>;
+}
+
+export interface Loaded<State> {
+  state: State;
+  revision: bigint;
+  eventIds: Set<string>;
 }
 
 export interface HandleResult<State, Event extends DomainEvent> {
@@ -80,7 +92,15 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
   // Event ids are unique across the store: derive them per stream.
   const derivedId = (index: number) => uuidV5(`${options.idempotencyKey}\u0000${streamId}\u0000${index}`, IDEMPOTENT_EVENTS);
   for (let attempt = 1; ; attempt += 1) {
-    const { state, revision, eventIds } = await loadAggregate(deps, decider, streamId, context.tenantId);
+    // A creation needs no read: the stream is expected not to exist, and the append says if it
+    // does (then the load below, on the way to the conflict, reports a foreign stream as before).
+    const assumeNew = attempt === 1 && options.create === true && options.idempotencyKey === undefined && options.expectedRevision === undefined;
+    const { state, revision, eventIds } =
+      attempt === 1 && options.loaded
+        ? (options.loaded as Loaded<State>)
+        : assumeNew
+          ? { state: decider.initialState(), revision: -1n, eventIds: new Set<string>() }
+          : await loadAggregate(deps, decider, streamId, context.tenantId);
     if (options.idempotencyKey !== undefined && eventIds.has(derivedId(0))) {
       return { state, events: [], revision, position: undefined, occurredAt: deps.clock.now() };
     }
@@ -113,7 +133,10 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
       };
     } catch (error) {
       if (!(error instanceof WrongExpectedVersionError)) throw error;
-      if (options.create) throw new AppError('conflict', 'This resource already exists');
+      if (options.create) {
+        if (assumeNew) await loadAggregate(deps, decider, streamId, context.tenantId);
+        throw new AppError('conflict', 'This resource already exists');
+      }
       if (!options.retryOnConflict || options.expectedRevision !== undefined || attempt >= MAX_ATTEMPTS) {
         throw new AppError('conflict', 'The resource was changed concurrently; read it again and retry');
       }

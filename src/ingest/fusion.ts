@@ -92,6 +92,7 @@ export async function fuseItem(deps: CommandDeps, settings: FusionSettings, batc
         await handleCommand(deps, correlationDecider, correlationStream(tenant, key), { type: 'Open', key, alertId: item.alert_id, at }, context, {
           ...once,
           expectedRevision: correlation.revision,
+          loaded: correlation,
         }).catch((error: unknown) => {
           // Another worker decided for this key first: start over and follow its decision.
           throw error instanceof AppError && error.kind === 'precondition_failed' ? new AppError('conflict', 'correlation moved') : error;
@@ -103,7 +104,7 @@ export async function fuseItem(deps: CommandDeps, settings: FusionSettings, batc
         alertStream(item.alert_id),
         { type: 'IngestAlert', alert: { ...item.alert, alert_id: item.alert_id, correlation_key: key } },
         context,
-        { ...once, create: true },
+        { ...once, create: true, loaded: own },
       );
       return;
     } catch (error) {

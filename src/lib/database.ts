@@ -37,6 +37,7 @@ export interface Database {
    * LISTEN on a channel (PostgreSQL NOTIFY, delivered on commit). `listening` is called each
    * time notifications start to flow (again), `lost` when they may have been missed (a dropped
    * connection: reconnected with backoff). Resolves once listening; the result stops it.
+   * Embedded, there is no other process to hear from: it only reports `listening`.
    */
   listen(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -81,15 +82,13 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
     db: new Kysely<Tables>({ dialect: new PostgresDialect({ pool }) }),
     embedded: true,
     schema: 'public',
-    async listen(channel, handlers) {
-      // One process owns the data directory, and PGlite is one session: LISTEN once, and hear
-      // every notification it delivers. Nothing can be missed, only not yet sent.
-      await pool.query(`LISTEN ${quoteIdentifier(channel)}`);
-      const stop = pglite.onNotification((to, payload) => {
-        if (to === channel) handlers.notify(payload);
-      });
+    async listen(_channel, handlers) {
+      // One process owns the data directory: every change is made by this process, whose
+      // writers say what they changed themselves (see PrincipalCache). PGlite's notifications
+      // would arrive inside the pool's protocol stream, which its node-postgres adapter does
+      // not expect, so nothing is LISTENed here.
       handlers.listening();
-      return async () => stop();
+      return async () => undefined;
     },
     async close() {
       await pool.end();

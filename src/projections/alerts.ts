@@ -158,8 +158,11 @@ export const alertsProjection: Projection<AlertsTables> = {
       WHERE correlation_key IS NOT NULL;
   `,
   async apply(trx, events) {
-    const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))];
-    const existing = await trx.selectFrom('alerts').selectAll().where('id', 'in', ids).execute();
+    // An alert whose stream starts in this batch (revision 0 is its alert.ingested) cannot have
+    // a row yet: only the others are looked up. Most batches are new alerts.
+    const fresh = new Set(events.filter((e) => e.recorded.revision === 0n).map((e) => alertIdOf(e.recorded.streamId)));
+    const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))].filter((id) => !fresh.has(id));
+    const existing = ids.length > 0 ? await trx.selectFrom('alerts').selectAll().where('id', 'in', ids).execute() : [];
     const rows = new Map<string, AlertRow | undefined>(existing.map((row) => [row.id, row as AlertRow]));
     const touched = new Set<string>();
     for (const stored of events as StoredEvent<AlertEvent>[]) {

@@ -48,6 +48,8 @@ export class ProjectionDaemon {
   private started = false;
   private catalogTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Read-your-writes waiters, woken by local checkpoints (see nextCheckpoint). */
+  private readonly waiters = new Set<{ names: ReadonlySet<string>; position: Position; done: () => void }>();
 
   readonly projections: Projection[];
 
@@ -125,6 +127,7 @@ export class ProjectionDaemon {
     if (!runner || runner.isRetired) {
       runner = new ProjectionRunner(this.deps, projection, version, this.options);
       runner.on('error', () => undefined);
+      runner.on('checkpoint', (at: Position | undefined) => this.checkpointed(projection.name, at));
       runner.once('retired', () => this.runners.delete(k));
       this.runners.set(k, runner);
       runner.start();
@@ -166,22 +169,42 @@ export class ProjectionDaemon {
       if (Date.now() >= deadline) {
         throw new AppError('unavailable', 'The read models have not caught up with this write yet; retry shortly', { retryAfterSeconds: 1 });
       }
-      await this.nextCheckpoint(delay);
+      const behind = new Set(names.filter((name) => !rows.some((r) => r.name === name && positionAtLeast(r.position, position))));
+      await this.nextCheckpoint(delay, behind, position);
     }
   }
 
-  /** Resolves on the next local checkpoint, or after `ms` (another process may run it). */
-  private nextCheckpoint(ms: number): Promise<void> {
+  /**
+   * Resolves when a local runner of one of `names` commits a checkpoint at or past `position`
+   * (only then can the catalog have changed in this waiter's favour), or after `ms`: another
+   * process may run it. Checkpoints of other projections, or short of the position, do not
+   * wake the waiter: with many requests waiting, each would cost a catalog query.
+   */
+  private nextCheckpoint(ms: number, names: ReadonlySet<string>, position: Position): Promise<void> {
     return new Promise((resolve) => {
-      const runners = [...this.runners.values()];
-      const done = () => {
-        clearTimeout(timer);
-        for (const r of runners) r.off('checkpoint', done);
-        resolve();
+      // Every projection waited on runs here: its checkpoints say when to look, and the timer
+      // is only a fallback (a lease lost to another process).
+      const live = [...this.runners.values()];
+      const local = [...names].every((name) => live.some((r) => r.name === name && r.caughtUp && !r.isRetired));
+      const waiter = {
+        names,
+        position,
+        done: () => {
+          clearTimeout(timer);
+          this.waiters.delete(waiter);
+          resolve();
+        },
       };
-      const timer = setTimeout(done, ms);
-      for (const r of runners) r.once('checkpoint', done);
+      const timer = setTimeout(waiter.done, local ? Math.max(ms, 25) : ms);
+      this.waiters.add(waiter);
     });
+  }
+
+  /** A local runner committed a checkpoint: wake whoever waits for that projection to get there. */
+  private checkpointed(name: string, at: Position | undefined): void {
+    for (const waiter of this.waiters) {
+      if (waiter.names.has(name) && positionAtLeast(at ?? null, waiter.position)) waiter.done();
+    }
   }
 
   async status(): Promise<ProjectionStatus[]> {

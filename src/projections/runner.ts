@@ -21,6 +21,8 @@ export interface RunnerOptions {
   leaseMs?: number;
   /** A partial batch is written after this long without new messages. */
   idleFlushMs?: number;
+  /** While the log keeps moving, a checkpoint with nothing applied is written at most this often. */
+  checkpointEveryMs?: number;
 }
 
 class LeaseLost extends Error {}
@@ -53,6 +55,7 @@ export class ProjectionRunner extends EventEmitter {
   private readonly batchSize: number;
   private readonly leaseMs: number;
   private readonly idleFlushMs: number;
+  private readonly checkpointEveryMs: number;
 
   constructor(
     private readonly deps: RunnerDeps,
@@ -65,6 +68,7 @@ export class ProjectionRunner extends EventEmitter {
     this.batchSize = options.batchSize ?? 500;
     this.leaseMs = options.leaseMs ?? 10_000;
     this.idleFlushMs = options.idleFlushMs ?? 20;
+    this.checkpointEveryMs = options.checkpointEveryMs ?? 50;
   }
 
   get name(): string {
@@ -180,8 +184,10 @@ export class ProjectionRunner extends EventEmitter {
     const iterator = subscription[Symbol.asyncIterator]();
     let batch: StoredEvent[] = [];
     let upTo = from;
+    let lastFlush = performance.now();
     const flush = async () => {
       if (upTo === this.position && batch.length === 0) return;
+      lastFlush = performance.now();
       await this.commit(this.position, upTo, batch);
       this.position = upTo;
       this.eventsApplied += batch.length;
@@ -209,7 +215,11 @@ export class ProjectionRunner extends EventEmitter {
           if (batch.length >= this.batchSize) await flush();
         } else if (message.kind === 'checkpoint') {
           upTo = message.position;
-          await flush();
+          // Events to apply are written at once. A checkpoint that only moves the position
+          // (nothing here matched) is written at most every checkpointEveryMs while the log
+          // keeps moving, else once it goes quiet (idleFlushMs): one transaction per append per
+          // projection that ignores it would cost more than the appends themselves.
+          if (batch.length > 0 || performance.now() - lastFlush >= this.checkpointEveryMs) await flush();
         } else {
           await flush();
           this.markCaughtUp();
