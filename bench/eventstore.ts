@@ -306,7 +306,7 @@ interface RebuildOutcome {
 
 function runRebuildChild(args: string[]): Promise<RebuildOutcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), ...args], {
+    const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CHILD_PROF] : []), '--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, BENCH_REBUILD_LIMIT_S: String(REBUILD_LIMIT_S) },
     });
