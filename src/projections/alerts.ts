@@ -1,4 +1,4 @@
-import { sql, type Insertable, type Selectable, type Transaction } from 'kysely';
+import { sql, type Selectable, type Transaction } from 'kysely';
 import { ALERT_CATEGORY, type AlertEvent } from '../domain/alert.js';
 import type { StoredEvent } from '../domain/registry.js';
 import { SEVERITY_RANK } from '../domain/values.js';
@@ -190,19 +190,20 @@ export const alertsProjection: Projection<AlertsTables> = {
   },
 };
 
+/**
+ * One statement per chunk whatever its size: the rows travel as one JSON parameter and
+ * PostgreSQL unpacks them (json_populate_recordset), rather than as thousands of bind
+ * parameters in a statement text that must be parsed and planned anew every time.
+ */
 async function writeAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[], upsert: boolean): Promise<void> {
-  // Only the projection's own columns: rows read back also carry the generated search column.
-  const values = rows.map((row): Insertable<AlertRow> => {
-    const value = Object.fromEntries(COLUMNS.map((c) => [c, row[c]])) as unknown as AlertRow;
-    return { ...value, entities: JSON.stringify(row.entities) as unknown as AlertRow['entities'] };
-  });
-  const insert = trx.insertInto('alerts').values(values);
-  await (upsert
-    ? insert.onConflict((oc) =>
-        oc.column('id').doUpdateSet(Object.fromEntries(COLUMNS.filter((c) => c !== 'id').map((c) => [c, sql.ref(`excluded.${c}`)]))),
-      )
-    : insert
-  ).execute();
+  const records = rows.map((row) => Object.fromEntries(COLUMNS.map((c) => [c, row[c] instanceof Date ? (row[c] as Date).toISOString() : row[c]])));
+  const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+  const onConflict = upsert
+    ? sql`ON CONFLICT (id) DO UPDATE SET ${sql.join(COLUMNS.filter((c) => c !== 'id').map((c) => sql`${sql.ref(c)} = ${sql.ref(`excluded.${c}`)}`))}`
+    : sql``;
+  await sql`INSERT INTO ${sql.table('alerts')} (${columns})
+    SELECT ${columns} FROM json_populate_recordset(NULL::${sql.table('alerts')}, ${JSON.stringify(records)}::json)
+    ${onConflict}`.execute(trx);
 }
 
 export type AlertRecord = Selectable<AlertRow>;
