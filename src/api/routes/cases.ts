@@ -17,7 +17,7 @@ import { alertView } from './alerts.js';
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
-function caseView(row: CaseRow) {
+export function caseView(row: CaseRow) {
   return {
     id: row.id,
     tenant_id: row.tenant_id,

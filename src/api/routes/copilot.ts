@@ -15,7 +15,6 @@ import {
   type ResourceType,
   type Suggestion,
 } from '../../copilot/suggestions.js';
-import { caseSummary, playbookSummary, runSummary } from '../../copilot/views.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import type { AlertRow } from '../../projections/alerts.js';
 import type { CaseRow } from '../../projections/cases.js';
@@ -25,6 +24,8 @@ import { principalOf } from '../authenticate.js';
 import { readAfterWrites } from '../consistency.js';
 import { commandContext, etagOf, setPosition } from '../http.js';
 import { alertView } from './alerts.js';
+import { caseView } from './cases.js';
+import { playbookViewOf, runView } from './playbooks.js';
 
 /** Reading a resource through the copilot needs what reading it directly needs. */
 const READ_PERMISSION: Record<ResourceType, string> = { alert: 'alerts:read', case: 'cases:read', playbook: 'playbooks:read' };
@@ -63,7 +64,7 @@ export function copilotRouter(rt: Runtime): Router {
   const ids = new ActionIds(rt.identity.keyring, db);
 
   const resourceView = (resource: ResourceContext) =>
-    resource.type === 'alert' ? alertView(resource.row) : resource.type === 'case' ? caseSummary(resource.row) : playbookSummary(resource.row, registry);
+    resource.type === 'alert' ? alertView(resource.row) : resource.type === 'case' ? caseView(resource.row) : playbookViewOf(resource.row, registry);
 
   router.get('/api/v1/copilot/context/:resource_type/:resource_id', async (req, res) => {
     const type = req.params.resource_type as ResourceType;
@@ -128,11 +129,11 @@ export function copilotRouter(rt: Runtime): Router {
     } else if (type === 'case') {
       const row = await db.selectFrom('cases').selectAll().where('id', '=', id).where('tenant_id', '=', who.tenantId).executeTakeFirst();
       if (!row) throw notFound('Case');
-      [resource, revision, location] = [caseSummary(row as CaseRow), row.revision, `/api/v1/cases/${id}`];
+      [resource, revision, location] = [caseView(row as CaseRow), row.revision, `/api/v1/cases/${id}`];
     } else {
       const row = await db.selectFrom('playbook_runs').selectAll().where('id', '=', id).where('tenant_id', '=', who.tenantId).executeTakeFirst();
       if (!row) throw notFound('Playbook run');
-      [resource, revision, location] = [runSummary(row as PlaybookRunRow), row.revision, `/api/v1/playbooks/${row.playbook_id}/runs/${id}`];
+      [resource, revision, location] = [runView(row as PlaybookRunRow), row.revision, `/api/v1/playbooks/${row.playbook_id}/runs/${id}`];
     }
     res.json({
       action_id: actionId,

@@ -1,5 +1,5 @@
 import { Router, type Request } from 'express';
-import { createActionRegistry } from '../../actions/index.js';
+import { createActionRegistry, type ActionRegistry } from '../../actions/index.js';
 import { handleCommand } from '../../commands/handler.js';
 import { startPlaybookRun } from '../../commands/start-playbook-run.js';
 import { AppError, notFound } from '../../domain/errors.js';
@@ -21,7 +21,7 @@ interface PlaybookBody {
   steps: { id: string; action: string; inputs?: Record<string, unknown> }[];
 }
 
-function runView(row: PlaybookRunRow) {
+export function runView(row: PlaybookRunRow) {
   return {
     id: row.id,
     playbook_id: row.playbook_id,
@@ -34,6 +34,22 @@ function runView(row: PlaybookRunRow) {
     started_at: iso(row.started_at),
     updated_at: iso(row.updated_at),
     finished_at: iso(row.finished_at),
+  };
+}
+
+export function playbookViewOf(row: PlaybookRow, registry: ActionRegistry) {
+  return {
+    id: row.id,
+    tenant_id: row.tenant_id,
+    name: row.name,
+    description: row.description,
+    steps: row.steps.map((step) => {
+      const risk = registry.get(step.action)?.risk ?? 'high';
+      return { id: step.id, action: step.action, inputs: step.inputs, risk, requires_approval: risk === 'high' };
+    }),
+    created_by: row.created_by,
+    created_at: iso(row.created_at),
+    updated_at: iso(row.updated_at),
   };
 }
 
@@ -57,19 +73,7 @@ export function playbooksRouter(rt: Runtime): Router {
   const registry = createActionRegistry({ commands: rt.commands, db, config: rt.config });
   const tenantOf = (req: Request) => principalOf(req).tenantId;
 
-  const playbookView = (row: PlaybookRow) => ({
-    id: row.id,
-    tenant_id: row.tenant_id,
-    name: row.name,
-    description: row.description,
-    steps: row.steps.map((step) => {
-      const risk = registry.get(step.action)?.risk ?? 'high';
-      return { id: step.id, action: step.action, inputs: step.inputs, risk, requires_approval: risk === 'high' };
-    }),
-    created_by: row.created_by,
-    created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at),
-  });
+  const playbookView = (row: PlaybookRow) => playbookViewOf(row, registry);
 
   async function findPlaybook(req: Request, id: string): Promise<PlaybookRow> {
     const row = await db.selectFrom('playbooks').selectAll().where('id', '=', id).where('tenant_id', '=', tenantOf(req)).executeTakeFirst();
