@@ -80,11 +80,15 @@ export function playbookRunReactor(deps: ReactorDeps, actions: ActionRegistry): 
         const step = state.steps.find((s) => s.id === event.data.step_id);
         if (!step || state.status !== 'running' || step.status !== 'running') return;
         if (!step.requiresApproval) return perform(state, step, trigger, context, onRun);
-        if (step.approvalId === null) await onRun({ type: 'AwaitApproval', stepId: step.id, approvalId: stepApprovalId(runId, step.id) });
+        if (step.approvalId === null) {
+          // The request exists before the run names it: whoever reads the approval id off the
+          // run can decide it at once. A redelivery finds the request made (same idempotency key).
+          const approvalId = stepApprovalId(runId, step.id);
+          await requestApproval(state, step, approvalId, trigger, context);
+          await onRun({ type: 'AwaitApproval', stepId: step.id, approvalId });
+        }
         return;
       }
-      case 'playbook_run.step_awaiting_approval':
-        return requestApproval(await load(), event.data.step_id, event.data.approval_id, trigger, context);
       case 'playbook_run.step_approved': {
         const state = await load();
         const step = state.steps.find((s) => s.id === event.data.step_id);
@@ -192,9 +196,8 @@ export function playbookRunReactor(deps: ReactorDeps, actions: ActionRegistry): 
   }
 
   /** Asks for the approval a waiting step needs, on behalf of the user who ran the playbook. */
-  async function requestApproval(state: PlaybookRunState, stepId: string, approvalId: string, trigger: Trigger, context: CommandContext): Promise<void> {
-    const step = state.steps.find((s) => s.id === stepId);
-    if (!step || !state.subject || state.status !== 'running' || step.status !== 'awaiting_approval' || step.approvalId !== approvalId) return;
+  async function requestApproval(state: PlaybookRunState, step: PlaybookRunState['steps'][number], approvalId: string, trigger: Trigger, context: CommandContext): Promise<void> {
+    if (!state.subject) return;
     const type = actions.get(step.action);
     const inputs = step.inputs ?? {};
     const parsed = type?.inputs.safeParse(inputs);
