@@ -17,7 +17,7 @@ export async function startPlaybookRun(
   const unknown = playbook.steps.flatMap((step, index) => (deps.registry.get(step.action) ? [] : [{ path: `/steps/${index}/action`, message: `unknown action ${step.action}` }]));
   if (unknown.length > 0) throw new AppError('unprocessable', 'The playbook names actions that no longer exist', { errors: unknown });
   const steps = playbook.steps.map((step) => ({ id: step.id, action: step.action, inputs: step.inputs, requires_approval: deps.registry.get(step.action)!.risk === 'high' }));
-  const result = await handleCommand(
+  return handleCommand(
     deps.commands,
     playbookRunDecider,
     playbookRunStream(run.runId),
@@ -25,5 +25,4 @@ export async function startPlaybookRun(
     context,
     { create: true },
   );
-  return { result, steps };
 }

@@ -144,7 +144,7 @@ async function apply(
       const playbook = await deps.db.selectFrom('playbooks').selectAll().where('id', '=', effect.playbook_id).where('tenant_id', '=', asker.tenantId).executeTakeFirst();
       if (!playbook) throw new AppError('conflict', 'The playbook is gone; ask for fresh suggestions');
       const runId = deps.commands.ids.newId();
-      const { result: handled } = await startPlaybookRun(deps, playbook, { runId, subject: { type: 'alert', id: effect.alert_id }, requestedBy: asker.userId }, context);
+      const handled = await startPlaybookRun(deps, playbook, { runId, subject: { type: 'alert', id: effect.alert_id }, requestedBy: asker.userId }, context);
       return done('playbook_run', runId, handled);
     }
   }

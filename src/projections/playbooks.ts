@@ -1,6 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import { PLAYBOOK_CATEGORY, type PlaybookEvent, type PlaybookStep } from '../domain/playbook.js';
-import { PLAYBOOK_RUN_CATEGORY, type PlaybookRunEvent } from '../domain/playbook-run.js';
+import type { z } from 'zod';
+import { PLAYBOOK_RUN_CATEGORY, PlaybookRunStarted, type PlaybookRunEvent } from '../domain/playbook-run.js';
 import type { StoredEvent } from '../domain/registry.js';
 import type { Projection } from './projection.js';
 
@@ -63,39 +64,41 @@ function runStatus(steps: RunStepView[]): RunStatusView {
   return 'running';
 }
 
+/** A run as it stands once started: the row the projection writes, and what `execute` answers with. */
+export function startedRun(d: z.infer<typeof PlaybookRunStarted.schema>, tenantId: string, at: Date, revision = '0'): PlaybookRunRow {
+  return {
+    id: d.run_id,
+    tenant_id: tenantId,
+    playbook_id: d.playbook_id,
+    playbook_name: d.playbook_name,
+    subject_type: d.subject.type,
+    subject_id: d.subject.id,
+    status: 'running',
+    requested_by: d.requested_by,
+    steps: d.steps.map((s) => ({
+      id: s.id,
+      action: s.action,
+      status: 'pending',
+      inputs: null,
+      requires_approval: s.requires_approval,
+      approval_id: null,
+      request_id: null,
+      detail: null,
+      output: {},
+      started_at: null,
+      finished_at: null,
+    })),
+    reason: null,
+    started_at: at,
+    updated_at: at,
+    finished_at: null,
+    revision,
+  };
+}
+
 function evolveRun(row: PlaybookRunRow | undefined, { event, metadata, recorded }: StoredEvent<PlaybookRunEvent>): PlaybookRunRow | undefined {
   const at = new Date(metadata.occurred_at);
-  if (event.type === 'playbook_run.started') {
-    const d = event.data;
-    return {
-      id: d.run_id,
-      tenant_id: metadata.tenant_id,
-      playbook_id: d.playbook_id,
-      playbook_name: d.playbook_name,
-      subject_type: d.subject.type,
-      subject_id: d.subject.id,
-      status: 'running',
-      requested_by: d.requested_by,
-      steps: d.steps.map((s) => ({
-        id: s.id,
-        action: s.action,
-        status: 'pending',
-        inputs: null,
-        requires_approval: s.requires_approval,
-        approval_id: null,
-        request_id: null,
-        detail: null,
-        output: {},
-        started_at: null,
-        finished_at: null,
-      })),
-      reason: null,
-      started_at: at,
-      updated_at: at,
-      finished_at: null,
-      revision: String(recorded.revision),
-    };
-  }
+  if (event.type === 'playbook_run.started') return startedRun(event.data, metadata.tenant_id, at, String(recorded.revision));
   if (!row) return undefined;
   const stepped = (stepId: string, change: Partial<RunStepView>): PlaybookRunRow => {
     const steps = row.steps.map((s) => (s.id === stepId ? { ...s, ...change } : s));

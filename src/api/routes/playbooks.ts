@@ -4,7 +4,7 @@ import { handleCommand } from '../../commands/handler.js';
 import { startPlaybookRun } from '../../commands/start-playbook-run.js';
 import { AppError, notFound } from '../../domain/errors.js';
 import { playbookDecider, playbookStream, type PlaybookStep } from '../../domain/playbook.js';
-import type { PlaybookRow, PlaybookRunRow } from '../../projections/playbooks.js';
+import { startedRun, type PlaybookRow, type PlaybookRunRow } from '../../projections/playbooks.js';
 import type { Runtime } from '../../runtime.js';
 import { principalOf } from '../authenticate.js';
 import { readAfterWrites } from '../consistency.js';
@@ -144,42 +144,13 @@ export function playbooksRouter(rt: Runtime): Router {
       }
     }
     const principal = principalOf(req);
-    const { result, steps } = await startPlaybookRun({ commands: rt.commands, registry }, playbook, { runId, subject, requestedBy: principal.userId }, commandContext(req));
+    const result = await startPlaybookRun({ commands: rt.commands, registry }, playbook, { runId, subject, requestedBy: principal.userId }, commandContext(req));
     setPosition(res, result.position);
-    const startedAt = result.occurredAt;
+    const started = result.events[0]!.data as Parameters<typeof startedRun>[0];
     res
       .status(202)
       .location(`/api/v1/playbooks/${playbookId}/runs/${runId}`)
-      .json(
-        runView({
-          id: runId,
-          tenant_id: principal.tenantId,
-          playbook_id: playbookId,
-          playbook_name: playbook.name,
-          subject_type: subject.type,
-          subject_id: subject.id,
-          status: 'running',
-          requested_by: principal.userId,
-          reason: null,
-          steps: steps.map((s) => ({
-            id: s.id,
-            action: s.action,
-            status: 'pending',
-            inputs: null,
-            requires_approval: s.requires_approval,
-            approval_id: null,
-            request_id: null,
-            detail: null,
-            output: {},
-            started_at: null,
-            finished_at: null,
-          })),
-          started_at: startedAt,
-          updated_at: startedAt,
-          finished_at: null,
-          revision: '0',
-        }),
-      );
+      .json(runView(startedRun(started, principal.tenantId, result.occurredAt)));
   });
 
   router.get('/api/v1/playbooks/:id/runs', async (req, res) => {
