@@ -10,6 +10,7 @@ import { refuseNulCharacters } from './no-nul.js';
 import { healthRouter } from './health.js';
 import { problemHandler, sendProblem } from './problems.js';
 import { requestId } from './request-id.js';
+import { cacheOpenApiRouteMatchers } from './route-matchers.js';
 import { actionsRouter } from './routes/actions.js';
 import { alertsRouter } from './routes/alerts.js';
 import { apiKeysRouter } from './routes/api-keys.js';
@@ -34,19 +35,29 @@ export interface AppOptions {
 }
 
 export function createApp(rt: Runtime, options: AppOptions = {}): express.Express {
+  cacheOpenApiRouteMatchers();
   const app = express();
   app.disable('x-powered-by');
   if (rt.config.AISOC_TRUST_PROXY) app.set('trust proxy', rt.config.AISOC_TRUST_PROXY);
   app.set('etag', false);
   app.use(requestId);
-  app.use(
-    pinoHttp({
-      logger: rt.logger,
-      genReqId: (_req, res) => res.locals.requestId as string,
-      autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
-      serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
-    }),
-  );
+  // Access logs are info lines. Below that level pino-http would still build a child logger
+  // per request for nothing, so handlers then log through the process logger.
+  if (rt.logger.isLevelEnabled('info')) {
+    app.use(
+      pinoHttp({
+        logger: rt.logger,
+        genReqId: (_req, res) => res.locals.requestId as string,
+        autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/metrics' },
+        serializers: { req: (req: { method: string; url: string; id: string }) => ({ id: req.id, method: req.method, url: req.url }) },
+      }),
+    );
+  } else {
+    app.use((req, _res, next) => {
+      req.log = rt.logger;
+      next();
+    });
+  }
   app.use((req, res, next) => {
     const end = rt.metrics.httpDuration.startTimer({ method: req.method });
     res.on('finish', () => {
@@ -83,7 +94,7 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
   });
   app.get('/docs', swaggerUi.setup(openApiDocument));
   app.use(healthRouter(rt));
-  app.use(authRouter(rt), usersRouter(rt), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt), casesRouter(rt));
+  app.use(authRouter(rt), usersRouter(), apiKeysRouter(rt), rbacRouter(rt), auditRouter(rt), alertsRouter(rt), casesRouter(rt));
   app.use(slaRouter(rt));
   app.use(playbooksRouter(rt), actionsRouter(rt), approvalsRouter(rt));
   app.use(investigationsRouter(rt));

@@ -4,7 +4,8 @@ import { Passport } from 'passport';
 import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
 import { Strategy } from 'passport-strategy';
 import { apiKeyCredential, sessionCredential, type Principal } from '../auth/principal.js';
-import { hashesEqual, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, parseApiKey } from '../auth/tokens.js';
+import { hashesEqual, JWT_ALGORITHM, JWT_AUDIENCE, JWT_ISSUER, parseApiKey, type AccessClaims } from '../auth/tokens.js';
+import { VerifiedTokens } from '../auth/verified-tokens.js';
 import { AppError } from '../domain/errors.js';
 import type { Runtime } from '../runtime.js';
 
@@ -49,10 +50,18 @@ class ApiKeyStrategy extends Strategy {
 export function authentication(rt: Runtime): RequestHandler {
   const { db, keyring, counters, principals } = rt.identity;
   const passport = new Passport();
+  const verified = new VerifiedTokens();
+  const bearerOf = ExtractJwt.fromAuthHeaderAsBearerToken();
+  const principalFor = ({ sub, tid, sid }: AccessClaims, done: (error: unknown, principal?: Principal | false) => void) => {
+    principals.resolve(`s:${sid}`, () => sessionCredential(db, { sub, tid, sid })).then(
+      (found) => done(null, found && found.principal.userId === sub && found.principal.tenantId === tid ? found.principal : false),
+      (error: unknown) => done(error),
+    );
+  };
   passport.use(
     new JwtStrategy(
       {
-        jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+        jwtFromRequest: bearerOf,
         secretOrKeyProvider: (_req, rawJwt, done) => {
           const kid = (jwt.decode(String(rawJwt), { complete: true })?.header as { kid?: unknown } | undefined)?.kid;
           if (typeof kid !== 'string') return done(new AppError('unauthenticated', 'The token names no key'));
@@ -64,14 +73,17 @@ export function authentication(rt: Runtime): RequestHandler {
         algorithms: [JWT_ALGORITHM],
         issuer: JWT_ISSUER,
         audience: JWT_AUDIENCE,
+        passReqToCallback: true,
       },
-      (claims: { sub?: unknown; tid?: unknown; sid?: unknown }, done: (error: unknown, principal?: Principal | false) => void) => {
+      (
+        req: import('express').Request,
+        claims: { sub?: unknown; tid?: unknown; sid?: unknown; exp?: unknown },
+        done: (error: unknown, principal?: Principal | false) => void,
+      ) => {
         if (typeof claims.sub !== 'string' || typeof claims.tid !== 'string' || typeof claims.sid !== 'string') return done(null, false);
-        const { sub, tid, sid } = claims;
-        principals.resolve(`s:${sid}`, () => sessionCredential(db, { sub, tid, sid })).then(
-          (found) => done(null, found && found.principal.userId === sub && found.principal.tenantId === tid ? found.principal : false),
-          (error: unknown) => done(error),
-        );
+        const access = { sub: claims.sub, tid: claims.tid, sid: claims.sid };
+        if (typeof claims.exp === 'number') verified.remember(bearerOf(req)!, access, claims.exp);
+        principalFor(access, done);
       },
     ),
   );
@@ -84,20 +96,35 @@ export function authentication(rt: Runtime): RequestHandler {
     }),
   );
 
+  // Built once; a failure reaches the continuation as an error (failWithError).
+  const options = { session: false, failWithError: true, assignProperty: 'principal' };
+  const authenticators = {
+    jwt: passport.authenticate('jwt', options) as RequestHandler,
+    'api-key': passport.authenticate('api-key', options) as RequestHandler,
+  };
+  /** A bearer token this process verified before needs no signature check, only its session's. */
+  const seenToken: RequestHandler = (req, res, next) => {
+    const token = bearerOf(req);
+    const claims = token ? verified.claimsOf(token) : undefined;
+    if (!claims) return authenticators.jwt(req, res, next);
+    principalFor(claims, (error, principal) => {
+      if (principal) req.principal = principal;
+      next(error ?? undefined);
+    });
+  };
   const limits = { user: rt.config.AISOC_RATE_LIMIT_USER, api_key: rt.config.AISOC_RATE_LIMIT_API_KEY };
   return (req, res, next) => {
     const operation = (req as { openapi?: { schema?: OperationObject } }).openapi?.schema;
     if (!operation || isPublicOperation(operation)) return next();
     const strategy = req.get('X-API-Key') !== undefined ? 'api-key' : 'jwt';
-    passport.authenticate(strategy, { session: false }, (error: unknown, principal: Principal | false) => {
-      if (error instanceof AppError) return next(new AppError('unauthenticated', 'A valid bearer token or X-API-Key is required'));
-      if (error) return next(error);
-      if (!principal) {
+    (strategy === 'jwt' ? seenToken : authenticators['api-key'])(req, res, (error?: unknown) => {
+      const principal = req.principal;
+      if (error instanceof AppError || (error instanceof Error && error.name === 'AuthenticationError') || (!error && !principal)) {
         return next(new AppError('unauthenticated', strategy === 'api-key' ? 'The API key is not valid' : 'A valid bearer token or X-API-Key is required'));
       }
-      req.principal = principal;
-      const limit = limits[principal.type];
-      const hit = counters.hit(`rate:${principal.type}:${principal.id}`, 60_000);
+      if (error) return next(error);
+      const limit = limits[principal!.type];
+      const hit = counters.hit(`rate:${principal!.type}:${principal!.id}`, 60_000);
       res.setHeader('X-RateLimit-Limit', String(limit));
       res.setHeader('X-RateLimit-Remaining', String(Math.max(0, limit - hit.count)));
       res.setHeader('X-RateLimit-Reset', String(hit.resetSeconds));
@@ -106,9 +133,9 @@ export function authentication(rt: Runtime): RequestHandler {
       }
       const permission = operation['x-permission'];
       if (!permission) return next(new Error(`Operation ${req.method} ${req.path} declares no x-permission`));
-      if (!principal.permissions.has(permission)) return next(new AppError('forbidden', `This needs the permission ${permission}`));
+      if (!principal!.permissions.has(permission)) return next(new AppError('forbidden', `This needs the permission ${permission}`));
       next();
-    })(req, res, next);
+    });
   };
 }
 

@@ -86,6 +86,6 @@ export const problemHandler: ErrorRequestHandler = (error, req, res, _next) => {
     sendProblem(res, e.status, detail, errors && errors.length > 0 ? { errors } : {});
     return;
   }
-  req.log?.error({ err: error }, 'unhandled error');
+  req.log?.error({ err: error, request_id: res.locals.requestId }, 'unhandled error');
   sendProblem(res, 500, 'Something went wrong on our side; the request id identifies it in our logs');
 };

@@ -14,6 +14,15 @@ export interface Principal {
   userId: string;
   permissions: ReadonlySet<string>;
   sessionId: string | null;
+  /** The acting user as `GET /users/me` shows them (resolved with the principal, cached with it). */
+  user: UserProfile;
+}
+
+export interface UserProfile {
+  email: string;
+  displayName: string;
+  role: string;
+  createdAt: Date;
 }
 
 export const actorOf = (principal: Principal): Actor => ({ type: principal.type, id: principal.id });
@@ -26,12 +35,19 @@ export async function rolePermissions(db: Kysely<Tables>, tenantId: string, role
   return new Set(custom?.permissions ?? []);
 }
 
+const profileOf = (row: { email: string; display_name: string; role: string; created_at: Date }): UserProfile => ({
+  email: row.email,
+  displayName: row.display_name,
+  role: row.role,
+  createdAt: row.created_at,
+});
+
 /** The session behind an access token, if it is still active and its user still allowed in. */
 export async function sessionCredential(db: Kysely<Tables>, claims: { sub: string; tid: string; sid: string }): Promise<Credential | null> {
   const row = await db
     .selectFrom('sessions as s')
     .innerJoin('users as u', 'u.id', 's.user_id')
-    .select(['u.role', 'u.tenant_id', 's.expires_at'])
+    .select(['u.role', 'u.tenant_id', 'u.email', 'u.display_name', 'u.created_at', 's.expires_at'])
     .where('s.id', '=', claims.sid)
     .where('s.user_id', '=', claims.sub)
     .where('s.tenant_id', '=', claims.tid)
@@ -48,6 +64,7 @@ export async function sessionCredential(db: Kysely<Tables>, claims: { sub: strin
       userId: claims.sub,
       permissions: await rolePermissions(db, row.tenant_id, row.role),
       sessionId: claims.sid,
+      user: profileOf(row),
     },
     expiresAt: row.expires_at,
     secretHash: null,
@@ -63,7 +80,7 @@ export async function apiKeyCredential(db: Kysely<Tables>, keyId: string): Promi
   const row = await db
     .selectFrom('api_keys as k')
     .innerJoin('users as u', 'u.id', 'k.owner_id')
-    .select(['k.id', 'k.tenant_id', 'k.owner_id', 'k.secret_hash', 'k.permissions', 'k.expires_at', 'u.role'])
+    .select(['k.id', 'k.tenant_id', 'k.owner_id', 'k.secret_hash', 'k.permissions', 'k.expires_at', 'u.role', 'u.email', 'u.display_name', 'u.created_at'])
     .where('k.id', '=', keyId)
     .where('k.revoked_at', 'is', null)
     .where((eb) => eb.or([eb('k.expires_at', 'is', null), eb('k.expires_at', '>', sql<Date>`now()`)]))
@@ -79,6 +96,7 @@ export async function apiKeyCredential(db: Kysely<Tables>, keyId: string): Promi
       userId: row.owner_id,
       permissions: new Set(row.permissions.filter((p) => ownerHas.has(p))),
       sessionId: null,
+      user: profileOf(row),
     },
     expiresAt: row.expires_at,
     secretHash: row.secret_hash,

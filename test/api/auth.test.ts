@@ -104,6 +104,18 @@ describe('authentication', () => {
       expect(response.status).toBe(401);
       expect(response.headers.get('www-authenticate')).toContain('Bearer');
     });
+
+    it('refuses a token it accepted before, once that token has expired', async () => {
+      const decoded = jwt.decode(token, { complete: true })!;
+      const key = await api.runtime.identity.keyring.signingKey('jwt');
+      const { exp: _exp, iat: _iat, ...claims } = decoded.payload as Record<string, unknown>;
+      const expiresAt = Math.floor(Date.now() / 1000) + 2;
+      const shortLived = jwt.sign({ ...claims, exp: expiresAt }, key.privateKey, { algorithm: 'ES256', keyid: key.kid });
+      expect((await me(shortLived)).status).toBe(200);
+      expect((await me(shortLived)).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, expiresAt * 1000 - Date.now() + 50));
+      expect((await me(shortLived)).status).toBe(401);
+    });
   });
 
   it('rotating the signing key logs nobody out; new tokens carry the new key id', async () => {

@@ -1,21 +1,18 @@
 import { Router } from 'express';
-import { notFound } from '../../domain/errors.js';
-import type { Runtime } from '../../runtime.js';
 import { principalOf } from '../authenticate.js';
 
-export function usersRouter(rt: Runtime): Router {
+export function usersRouter(): Router {
   const router = Router();
-  router.get('/api/v1/users/me', async (req, res) => {
+  // The caller as authentication resolved them: no query of its own.
+  router.get('/api/v1/users/me', (req, res) => {
     const principal = principalOf(req);
-    const user = await rt.database.db
-      .selectFrom('users')
-      .select(['id', 'email', 'display_name', 'tenant_id', 'role', 'created_at'])
-      .where('id', '=', principal.userId)
-      .executeTakeFirst();
-    if (!user) throw notFound('User');
     res.json({
-      ...user,
-      created_at: user.created_at.toISOString(),
+      id: principal.userId,
+      email: principal.user.email,
+      display_name: principal.user.displayName,
+      tenant_id: principal.tenantId,
+      role: principal.user.role,
+      created_at: principal.user.createdAt.toISOString(),
       authenticated_by: principal.type,
       api_key_id: principal.type === 'api_key' ? principal.id : null,
       permissions: [...principal.permissions].sort(),
