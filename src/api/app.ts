@@ -78,6 +78,8 @@ export function createApp(rt: Runtime, options: AppOptions = {}): express.Expres
     validateRequests: { allowUnknownQueryParameters: false },
     validateResponses: options.validateResponses ? { onError: (error) => { throw error; } } : false,
     validateSecurity: false,
+    // No operation takes multipart bodies: no multer on every request.
+    fileUploader: false,
     ignorePaths: /^\/docs\/./,
   }) as unknown as express.RequestHandler[];
   const security = validator.findIndex((handler) => handler.name === 'securityMiddleware');

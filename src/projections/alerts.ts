@@ -110,8 +110,6 @@ function evolveRow(row: AlertRow | undefined, stored: StoredEvent<AlertEvent>): 
   }
 }
 
-/** PostgreSQL caps a statement at 65,535 parameters. */
-const UPSERT_CHUNK = Math.floor(60_000 / COLUMNS.length);
 
 export const alertsProjection: Projection<AlertsTables> = {
   name: 'alerts',
@@ -146,17 +144,16 @@ export const alertsProjection: Projection<AlertsTables> = {
     );
     CREATE TABLE ${t('alert_aliases')} (alias_id uuid PRIMARY KEY, alert_id uuid NOT NULL, tenant_id text NOT NULL);
   `,
-  createIndexes: (t) => /* sql */ `
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_search ON ${t('alerts')} USING gin (search);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_techniques ON ${t('alerts')} USING gin (techniques);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_assignee ON ${t('alerts')} (tenant_id, assignee, created_at DESC, id DESC);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_source ON ${t('alerts')} (tenant_id, source, created_at DESC, id DESC);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC);
-    CREATE INDEX IF NOT EXISTS ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC)
-      WHERE correlation_key IS NOT NULL;
-  `,
+  createIndexes: (t) => [
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_search ON ${t('alerts')} USING gin (search)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_techniques ON ${t('alerts')} USING gin (techniques)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_assignee ON ${t('alerts')} (tenant_id, assignee, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_source ON ${t('alerts')} (tenant_id, source, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_created ON ${t('alerts')} (tenant_id, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_status ON ${t('alerts')} (tenant_id, status, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC)`,
+    `CREATE INDEX IF NOT EXISTS ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC) WHERE correlation_key IS NOT NULL`,
+  ],
   async apply(trx, events) {
     // An alert whose stream starts in this batch (revision 0 is its alert.ingested) cannot have
     // a row yet: only the others are looked up. Most batches are new alerts.
@@ -184,25 +181,51 @@ export const alertsProjection: Projection<AlertsTables> = {
     // New alerts are plain inserts; only those that already had a row take the upsert path.
     const known = new Set(existing.map((row) => row.id));
     for (const [rows, upsert] of [[upserts.filter((r) => !known.has(r.id)), false], [upserts.filter((r) => known.has(r.id)), true]] as const) {
-      for (let i = 0; i < rows.length; i += UPSERT_CHUNK) await writeAlerts(trx, rows.slice(i, i + UPSERT_CHUNK), upsert);
+      if (rows.length > 0) await writeAlerts(trx, rows, upsert);
     }
     if (removed.length > 0) await trx.deleteFrom('alerts').where('id', 'in', removed).execute();
   },
 };
 
+/** Each column's SQL type, for passing the rows as one array per column. */
+const COLUMN_TYPES: Record<(typeof COLUMNS)[number], string> = {
+  id: 'uuid', tenant_id: 'text', source: 'text', source_ref: 'text', title: 'text', description: 'text', severity: 'text',
+  severity_rank: 'smallint', status: 'text', assignee: 'text', tags: 'text[]', techniques: 'text[]', entities: 'jsonb',
+  entity_values: 'text[]', rule: 'text', correlation_key: 'text', occurrences: 'integer', occurred_at: 'timestamptz',
+  first_seen: 'timestamptz', last_seen: 'timestamptz', created_at: 'timestamptz', updated_at: 'timestamptz', revision: 'bigint',
+};
+
+/** A text[] value as PostgreSQL's array literal, so that a column of them travels as one text[]. */
+const arrayLiteral = (values: string[]) => `{${values.map((v) => `"${v.replace(/[\\"]/g, '\\$&')}"`).join(',')}}`;
+
+function cell(value: unknown, type: string): unknown {
+  if (value === null || value === undefined) return null;
+  if (value instanceof Date) return value.toISOString();
+  if (type === 'text[]') return arrayLiteral(value as string[]);
+  if (type === 'jsonb') return JSON.stringify(value);
+  return value;
+}
+
 /**
- * One statement per chunk whatever its size: the rows travel as one JSON parameter and
- * PostgreSQL unpacks them (json_populate_recordset), rather than as thousands of bind
- * parameters in a statement text that must be parsed and planned anew every time.
+ * One statement per chunk whatever its size, with one array parameter per column that
+ * PostgreSQL unnests: arrays parse several times faster than the same rows as JSON records
+ * (json_populate_recordset) or as thousands of bind parameters.
  */
 async function writeAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[], upsert: boolean): Promise<void> {
-  const records = rows.map((row) => Object.fromEntries(COLUMNS.map((c) => [c, row[c] instanceof Date ? (row[c] as Date).toISOString() : row[c]])));
-  const columns = sql.join(COLUMNS.map((c) => sql.ref(c)));
+  const arrays = COLUMNS.map((c) => {
+    const type = COLUMN_TYPES[c];
+    const nested = type.endsWith('[]') || type === 'jsonb';
+    return sql`${rows.map((row) => cell(row[c], type))}::${sql.raw(nested ? 'text[]' : `${type}[]`)}`;
+  });
+  const values = COLUMNS.map((c) => {
+    const type = COLUMN_TYPES[c];
+    return type.endsWith('[]') || type === 'jsonb' ? sql`${sql.ref(`u.${c}`)}::${sql.raw(type)}` : sql.ref(`u.${c}`);
+  });
   const onConflict = upsert
     ? sql`ON CONFLICT (id) DO UPDATE SET ${sql.join(COLUMNS.filter((c) => c !== 'id').map((c) => sql`${sql.ref(c)} = ${sql.ref(`excluded.${c}`)}`))}`
     : sql``;
-  await sql`INSERT INTO ${sql.table('alerts')} (${columns})
-    SELECT ${columns} FROM json_populate_recordset(NULL::${sql.table('alerts')}, ${JSON.stringify(records)}::json)
+  await sql`INSERT INTO ${sql.table('alerts')} (${sql.join(COLUMNS.map((c) => sql.ref(c)))})
+    SELECT ${sql.join(values)} FROM unnest(${sql.join(arrays)}) AS u(${sql.join(COLUMNS.map((c) => sql.ref(c)))})
     ${onConflict}`.execute(trx);
 }
 

@@ -68,14 +68,14 @@ export const auditProjection: Projection<AuditTables> = {
       PRIMARY KEY (tenant_id, position)
     );
   `,
-  createIndexes: (t) => /* sql */ `
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_actor ON ${t('audit_log')} (tenant_id, actor_id, position);
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_actor_type ON ${t('audit_log')} (tenant_id, actor_type, position);
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_action ON ${t('audit_log')} (tenant_id, action, position);
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_resource_type ON ${t('audit_log')} (tenant_id, resource_type, position);
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_resource_id ON ${t('audit_log')} (tenant_id, resource_id, position);
-    CREATE INDEX IF NOT EXISTS ${t('audit_log')}_occurred ON ${t('audit_log')} (tenant_id, occurred_at, position);
-  `,
+  createIndexes: (t) => [
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_actor ON ${t('audit_log')} (tenant_id, actor_id, position)`,
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_actor_type ON ${t('audit_log')} (tenant_id, actor_type, position)`,
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_action ON ${t('audit_log')} (tenant_id, action, position)`,
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_resource_type ON ${t('audit_log')} (tenant_id, resource_type, position)`,
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_resource_id ON ${t('audit_log')} (tenant_id, resource_id, position)`,
+    `CREATE INDEX IF NOT EXISTS ${t('audit_log')}_occurred ON ${t('audit_log')} (tenant_id, occurred_at, position)`,
+  ],
   async apply(trx, events) {
     const rows = events.map(rowOf);
     const column = <K extends keyof AuditRow>(key: K) => rows.map((row) => row[key]);

@@ -83,7 +83,7 @@ export class ProjectionDaemon {
       for (const projection of this.projections) {
         const existing = await trx.selectFrom('projections').select('version').where('name', '=', projection.name).executeTakeFirst();
         if (existing) continue;
-        const ddl = `${projection.createTables((t) => physicalTable(t, 1))}\n${projection.createIndexes?.((t) => physicalTable(t, 1)) ?? ''}`;
+        const ddl = [projection.createTables((t) => physicalTable(t, 1)), ...(projection.createIndexes?.((t) => physicalTable(t, 1)) ?? [])].join(';\n');
         if (ddl.trim()) await sql.raw(ddl).execute(trx);
         await trx.insertInto('projections').values({ name: projection.name, version: 1, status: 'live', activated_at: new Date() }).execute();
         await pointViewsAt(trx, projection, 1);
@@ -271,7 +271,12 @@ export class ProjectionDaemon {
     const projection = this.projection(name);
     const building = await this.db.selectFrom('projections').select('version').where('name', '=', name).where('status', '=', 'building').executeTakeFirst();
     if (building && projection.createIndexes) {
-      await sql.raw(projection.createIndexes((t) => physicalTable(t, building.version))).execute(this.db);
+      // Two at a time, each on its own connection: an index build uses one core.
+      const pending = projection.createIndexes((t) => physicalTable(t, building.version));
+      const builder = async () => {
+        for (let statement = pending.shift(); statement; statement = pending.shift()) await sql.raw(statement).execute(this.db);
+      };
+      await Promise.all([builder(), builder()]);
     }
     const retired = await this.db.transaction().execute(async (trx) => {
       const rows = await trx

@@ -29,8 +29,9 @@ export interface Projection<DB = any> {
    * Secondary indexes (`CREATE INDEX IF NOT EXISTS`). A version being rebuilt gets them only
    * once it has caught up, just before readers switch to it: building an index over loaded
    * rows costs a fraction of maintaining it row by row, and nobody reads a version mid-build.
+   * One statement each: they are built side by side.
    */
-  createIndexes?(table: (logical: string) => string): string;
+  createIndexes?(table: (logical: string) => string): string[];
   /** Applies a batch in the runner's transaction; the names it uses are the logical ones. */
   apply?(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
   /**

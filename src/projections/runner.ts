@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Kysely } from 'kysely';
 import type { EventStore, Position, SubscriptionMessage } from '../../eventstore/port.js';
 import type { EventRegistry, StoredEvent } from '../domain/registry.js';
@@ -27,6 +27,8 @@ export interface RunnerOptions {
 
 class LeaseLost extends Error {}
 const IDLE = Symbol('idle');
+const COMMITTED = Symbol('committed');
+const YIELD_EVERY = 25;
 
 /**
  * Feeds one version of one projection from `$all`. One active instance per version across
@@ -185,23 +187,54 @@ export class ProjectionRunner extends EventEmitter {
     let batch: StoredEvent[] = [];
     let upTo = from;
     let lastFlush = performance.now();
+    // Batches are written while the next ones are gathered and decoded: up to two commits in
+    // flight, so that the database writes batch n while this process prepares n + 1. The
+    // database keeps them in order: each starts by moving the checkpoint from where the one
+    // before leaves it, so it waits on that row until the one before commits (and finds the
+    // checkpoint not where it expects, and gives up, if that one failed). A reactor's side
+    // effects stay one batch at a time.
+    const maxInFlight = this.projection.react ? 1 : 2;
+    let queued = from;
+    const commits: Promise<typeof COMMITTED>[] = [];
+    let checkpointHeld = Promise.resolve();
     const flush = async () => {
-      if (upTo === this.position && batch.length === 0) return;
+      if (upTo === queued && batch.length === 0) return;
       lastFlush = performance.now();
-      await this.commit(this.position, upTo, batch);
-      this.position = upTo;
-      this.eventsApplied += batch.length;
-      if (batch.length > 0) this.lastEventAt = batch.at(-1)!.recorded.created;
+      const [after, to, events] = [queued, upTo, batch];
       batch = [];
-      this.emit('checkpoint', this.position);
+      queued = to;
+      while (commits.length >= maxInFlight) await commits.shift();
+      const turn = checkpointHeld;
+      let locked!: () => void;
+      checkpointHeld = new Promise<void>((resolve) => (locked = resolve));
+      const commit = this.commit(after, to, events, turn, locked).then((): typeof COMMITTED => {
+        this.position = to;
+        this.eventsApplied += events.length;
+        if (events.length > 0) this.lastEventAt = events.at(-1)!.recorded.created;
+        this.emit('checkpoint', to);
+        return COMMITTED;
+      });
+      // Observed by the loop's race or a later flush; never left unhandled meanwhile.
+      commit.catch(() => undefined);
+      commits.push(commit);
+    };
+    const settle = async () => {
+      await flush();
+      while (commits.length > 0) await commits.shift();
     };
     try {
       let next = iterator.next();
       for (;;) {
-        const pendingWrite = batch.length > 0 || upTo !== this.position;
-        const result: IteratorResult<SubscriptionMessage> | typeof IDLE = pendingWrite
-          ? await Promise.race([next, sleep(this.idleFlushMs).then((): typeof IDLE => IDLE)])
-          : await next;
+        const pendingWrite = batch.length > 0 || upTo !== queued;
+        const result: IteratorResult<SubscriptionMessage> | typeof IDLE | typeof COMMITTED = await Promise.race([
+          next,
+          ...commits.slice(0, 1),
+          ...(pendingWrite ? [sleep(this.idleFlushMs).then((): typeof IDLE => IDLE)] : []),
+        ]);
+        if (result === COMMITTED) {
+          commits.shift();
+          continue;
+        }
         if (result === IDLE) {
           await flush();
           continue;
@@ -213,6 +246,9 @@ export class ProjectionRunner extends EventEmitter {
           batch.push(this.deps.registry.decode(message.event));
           upTo = message.event.position;
           if (batch.length >= this.batchSize) await flush();
+          // Decoding a page is a run of microtasks that would hold off the replies the commit
+          // in flight waits for: give the event loop a turn now and then.
+          else if (commits.length > 0 && batch.length % YIELD_EVERY === 0) await setImmediate();
         } else if (message.kind === 'checkpoint') {
           upTo = message.position;
           // Events to apply are written at once. A checkpoint that only moves the position
@@ -221,13 +257,15 @@ export class ProjectionRunner extends EventEmitter {
           // projection that ignores it would cost more than the appends themselves.
           if (batch.length > 0 || performance.now() - lastFlush >= this.checkpointEveryMs) await flush();
         } else {
-          await flush();
+          await settle();
           this.markCaughtUp();
         }
       }
-      if (!this.stopped && !leaseLost) await flush();
+      if (!this.stopped && !leaseLost) await settle();
     } finally {
       clearInterval(renewal);
+      // Commits still in flight settle before anyone reads the checkpoint to start again.
+      await Promise.allSettled(commits);
       await subscription.unsubscribe();
     }
     if (leaseLost) throw new LeaseLost();
@@ -239,30 +277,50 @@ export class ProjectionRunner extends EventEmitter {
     this.emit('caughtUp', this.position);
   }
 
-  private async commit(from: Position | undefined, to: Position | undefined, batch: StoredEvent[]): Promise<void> {
-    if (batch.length > 0 && this.projection.react) await this.projection.react(batch);
-    await this.deps.db.transaction().execute(async (trx) => {
-      // A read model is derived data, and its checkpoint commits with it: a crash can lose only
-      // the last batches and their checkpoint together, which are then applied again. So the
-      // commit need not wait for the WAL flush.
-      await sql`SET LOCAL synchronous_commit = off`.execute(trx);
-      const swapped = await trx
-        .updateTable('projections')
-        .set({
-          position: to ?? null,
-          events_applied: sql`events_applied + ${batch.length}`,
-          updated_at: sql`now()`,
-          error: null,
-        })
-        .where('name', '=', this.name)
-        .where('version', '=', this.version)
-        .where('lease_owner', '=', this.deps.owner)
-        .where('status', '!=', 'retired')
-        .where((eb) => (from === undefined ? eb('position', 'is', null) : eb('position', '=', from)))
-        .executeTakeFirst();
-      if (Number(swapped.numUpdatedRows) !== 1) throw new LeaseLost();
-      if (batch.length > 0 && this.projection.apply) await this.projection.apply(trx.withPlugin(this.tables), batch);
-    });
+  /**
+   * `turn` settles once the commit before this one holds (or will never take) the checkpoint
+   * row; `locked` is called once this one does (or will not), for the commit after it.
+   */
+  private async commit(
+    from: Position | undefined,
+    to: Position | undefined,
+    batch: StoredEvent[],
+    turn: Promise<void>,
+    locked: () => void,
+  ): Promise<void> {
+    try {
+      if (batch.length > 0 && this.projection.react) await this.projection.react(batch);
+      await this.deps.db.transaction().execute(async (trx) => {
+        // A read model is derived data, and its checkpoint commits with it: a crash can lose only
+        // the last batches and their checkpoint together, which are then applied again. So the
+        // commit need not wait for the WAL flush.
+        await sql`SET LOCAL synchronous_commit = off`.execute(trx);
+        await turn;
+        // The compare-and-swap is in the SET, not the WHERE: a row that the snapshot shows at
+        // another position would be skipped at once, without waiting for the commit before
+        // this one to move it here.
+        const moves = from === undefined ? sql<boolean>`position IS NULL` : sql<boolean>`position = ${from}`;
+        const swapped = await trx
+          .updateTable('projections')
+          .set({
+            position: sql`CASE WHEN ${moves} THEN ${to ?? null}::text ELSE position END`,
+            events_applied: sql`CASE WHEN ${moves} THEN events_applied + ${batch.length} ELSE events_applied END`,
+            updated_at: sql`now()`,
+            error: null,
+          })
+          .where('name', '=', this.name)
+          .where('version', '=', this.version)
+          .where('lease_owner', '=', this.deps.owner)
+          .where('status', '!=', 'retired')
+          .returning(sql<boolean>`position IS NOT DISTINCT FROM ${to ?? null}::text`.as('moved'))
+          .executeTakeFirst()
+          .finally(locked);
+        if (!swapped?.moved) throw new LeaseLost();
+        if (batch.length > 0 && this.projection.apply) await this.projection.apply(trx.withPlugin(this.tables), batch);
+      });
+    } finally {
+      locked();
+    }
     this.lastError = undefined;
     this.failures = 0;
   }
