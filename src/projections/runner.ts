@@ -187,13 +187,14 @@ export class ProjectionRunner extends EventEmitter {
     let batch: StoredEvent[] = [];
     let upTo = from;
     let lastFlush = performance.now();
-    // Batches are written while the next ones are gathered and decoded: up to two commits in
-    // flight, so that the database writes batch n while this process prepares n + 1. The
-    // database keeps them in order: each starts by moving the checkpoint from where the one
-    // before leaves it, so it waits on that row until the one before commits (and finds the
-    // checkpoint not where it expects, and gives up, if that one failed). A reactor's side
-    // effects stay one batch at a time.
-    const maxInFlight = this.projection.react ? 1 : 2;
+    // While catching up, batches are written while the next ones are gathered and decoded: up
+    // to two commits in flight, so that the database writes batch n while this process prepares
+    // n + 1. The database keeps them in order: each starts by moving the checkpoint from where
+    // the one before leaves it, so it waits on that row until the one before commits (and finds
+    // the checkpoint not where it expects, and gives up, if that one failed). Once live, and
+    // always for a reactor (whose side effects go one batch at a time), a flush waits for its
+    // commit: live events arrive a few at a time, and meanwhile the next batch gathers (reading
+    // on would make many small commits, measured at 20 % more CPU per ingested alert).
     let queued = from;
     const commits: Promise<typeof COMMITTED>[] = [];
     let checkpointHeld = Promise.resolve();
@@ -203,7 +204,7 @@ export class ProjectionRunner extends EventEmitter {
       const [after, to, events] = [queued, upTo, batch];
       batch = [];
       queued = to;
-      while (commits.length >= maxInFlight) await commits.shift();
+      while (commits.length >= 2) await commits.shift();
       const turn = checkpointHeld;
       let locked!: () => void;
       checkpointHeld = new Promise<void>((resolve) => (locked = resolve));
@@ -217,6 +218,7 @@ export class ProjectionRunner extends EventEmitter {
       // Observed by the loop's race or a later flush; never left unhandled meanwhile.
       commit.catch(() => undefined);
       commits.push(commit);
+      if (this.caughtUp || this.projection.react) while (commits.length > 0) await commits.shift();
     };
     const settle = async () => {
       await flush();
