@@ -207,9 +207,10 @@ function cell(value: unknown, type: string): unknown {
 }
 
 /**
- * One statement per chunk whatever its size, with one array parameter per column that
- * PostgreSQL unnests: arrays parse several times faster than the same rows as JSON records
- * (json_populate_recordset) or as thousands of bind parameters.
+ * One statement whatever the batch's size, with one array parameter per column that
+ * PostgreSQL unnests. Cheaper for this process than building one JSON document of the rows
+ * (json_populate_recordset): a 300,000-event rebuild took 30-37 s against 39 s that way, and
+ * either beats thousands of bind parameters in a statement planned anew every time.
  */
 async function writeAlerts(trx: Transaction<AlertsTables>, rows: AlertRow[], upsert: boolean): Promise<void> {
   const arrays = COLUMNS.map((c) => {
