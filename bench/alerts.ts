@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { LOAD_SQL } from './alert-log.js';
 import { adminQuery, DATABASE_URL, log, progress, machineInfo, runWithCleanup, serverPool, SEVERITIES, SOURCES, TECHNIQUES, TITLES } from './common.js';
+import { STREAMING_FLAGS } from '../bin/streaming-flags.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(BENCH_DIR, '..');
@@ -401,7 +402,7 @@ async function fillReadModel(pool: pg.Pool, target: number, tenant: string, assi
   // the live one, creates its indexes once caught up, and switches readers to it.
   log('rebuilding the alerts read model over the whole log (bench/rebuild-child.ts)');
   const rebuild = await new Promise<Record<string, unknown>>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), 'server', DATABASE_URL, SCHEMA], {
+    const child = spawn(process.execPath, [...STREAMING_FLAGS.projections, '--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), 'server', DATABASE_URL, SCHEMA], {
       cwd: ROOT,
       env: { ...process.env, BENCH_REBUILD_LIMIT_S: String(LOAD_LIMIT_S) },
       stdio: ['ignore', 'pipe', 'inherit'],

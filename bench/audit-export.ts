@@ -82,7 +82,7 @@ async function child(operation: 'export' | 'verify', schema: string, file: strin
 function runChild(operation: 'export' | 'verify', schema: string, file: string): Promise<ChildReport> {
   return new Promise((resolve, reject) => {
     // The flags the CLI runs its audit commands with (bin/aisoc.js).
-    const proc = spawn(process.execPath, [...STREAMING_FLAGS, '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), 'child', operation, schema, file], {
+    const proc = spawn(process.execPath, [...STREAMING_FLAGS.audit, '--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), 'child', operation, schema, file], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';

@@ -35,6 +35,7 @@ import type { EventData, Position } from '../eventstore/port.js';
 import { PostgresEventStore } from '../eventstore/postgres/store.js';
 import { writeAlertLog } from './alert-log.js';
 import { adminQuery, alertIngested, DATABASE_URL, log, machineInfo, newSchemaName, openPglite, progress, runWithCleanup, serverPool, tempDir } from './common.js';
+import { STREAMING_FLAGS } from '../bin/streaming-flags.js';
 
 const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const RESULT_FILE = join(BENCH_DIR, 'results', 'eventstore.json');
@@ -306,7 +307,7 @@ interface RebuildOutcome {
 
 function runRebuildChild(args: string[]): Promise<RebuildOutcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CHILD_PROF] : []), '--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), ...args], {
+    const child = spawn(process.execPath, [...STREAMING_FLAGS.projections, ...(process.env.BENCH_CHILD_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CHILD_PROF] : []), '--import', import.meta.resolve('tsx'), join(BENCH_DIR, 'rebuild-child.ts'), ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...process.env, BENCH_REBUILD_LIMIT_S: String(REBUILD_LIMIT_S) },
     });

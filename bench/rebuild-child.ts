@@ -5,7 +5,8 @@
  *   node --import tsx bench/rebuild-child.ts server <DATABASE_URL> <schema>
  *   node --import tsx bench/rebuild-child.ts pglite <data dir holding pglite/>
  *
- * The runtime is opened the way the CLI opens it (openRuntime, projections not run here).
+ * The runtime is opened the way the CLI opens it (openRuntime, projections not run here), and
+ * the parent starts it with the V8 flags `aisoc projections` runs with (bin/streaming-flags.js).
  * Before timing, the live version 1 is marked as having reached the head of the log (its
  * tables stay empty): `rebuild()` switches once the new version has caught up with the live
  * one, so without a live checkpoint it would switch at once, having built nothing. What is

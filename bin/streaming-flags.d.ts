@@ -1,2 +1,1 @@
-export declare const STREAMING_COMMANDS: readonly string[];
-export declare const STREAMING_FLAGS: readonly string[];
+export declare const STREAMING_FLAGS: Readonly<Record<'audit' | 'projections', readonly string[]>>;
