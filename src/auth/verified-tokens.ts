@@ -18,12 +18,10 @@ const MAX_ENTRIES = 10_000;
 export class VerifiedTokens {
   private readonly entries = new Map<string, Entry>();
 
-  constructor(private readonly now: () => number = Date.now) {}
-
   claimsOf(token: string): AccessClaims | undefined {
     const entry = this.entries.get(token);
     if (!entry) return undefined;
-    if (this.now() >= entry.expiresAtMs) {
+    if (Date.now() >= entry.expiresAtMs) {
       this.entries.delete(token);
       return undefined;
     }
