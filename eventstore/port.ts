@@ -41,6 +41,13 @@ export interface AppendOptions {
   expectedRevision?: ExpectedRevision;
 }
 
+/** One stream's part of a multi-stream append. */
+export interface AppendStreamRequest {
+  streamId: string;
+  events: readonly EventData[];
+  expectedRevision: ExpectedRevision;
+}
+
 export type Direction = 'forwards' | 'backwards';
 
 export interface ReadStreamOptions {
@@ -94,7 +101,17 @@ export interface Subscription extends AsyncIterable<SubscriptionMessage> {
 
 export interface EventStore {
   appendToStream(streamId: string, events: readonly EventData[], options?: AppendOptions): Promise<AppendResult>;
+  /**
+   * Appends to several streams, each as `appendToStream` would (the same expected revisions
+   * and idempotency), in request order. On PostgreSQL all or none: one conflict writes
+   * nothing. EventStoreDB (this client) has no multi-stream transaction: there the streams are
+   * appended one after another, and a conflict leaves the ones before it written, so callers
+   * give their events ids that make a retry of the whole request a no-op where it already happened.
+   */
+  multiStreamAppend(requests: readonly AppendStreamRequest[]): Promise<AppendResult[]>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
+  /** Several whole streams, forwards: an entry per id asked for, empty for a missing stream. */
+  readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>>;
   readAll(options?: ReadAllOptions): Promise<ReadAllPage>;
   subscribeToAll(options?: SubscribeToAllOptions): Subscription;
   /** The last position every reader can see (nothing before it is still in flight). */

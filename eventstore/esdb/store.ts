@@ -22,6 +22,7 @@ import {
   matchesFilter,
   type AppendOptions,
   type AppendResult,
+  type AppendStreamRequest,
   type EventData,
   type EventFilter,
   type EventStore,
@@ -165,6 +166,14 @@ export class EventStoreDBEventStore implements EventStore {
     }
   }
 
+  /** One stream after another: this client has no multi-stream transaction (see the port). */
+  async multiStreamAppend(requests: readonly AppendStreamRequest[]): Promise<AppendResult[]> {
+    if (new Set(requests.map((r) => r.streamId)).size !== requests.length) throw new RangeError('A multi-stream append names each stream once');
+    const results: AppendResult[] = [];
+    for (const r of requests) results.push(await this.appendToStream(r.streamId, r.events, { expectedRevision: r.expectedRevision }));
+    return results;
+  }
+
   private async appendAt(
     streamId: string,
     events: readonly EventData[],
@@ -233,6 +242,12 @@ export class EventStoreDBEventStore implements EventStore {
       if (error instanceof StreamNotFoundError) return [];
       throw error;
     }
+  }
+
+  async readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const unique = [...new Set(streamIds)];
+    const read = await Promise.all(unique.map((id) => this.readStream(id)));
+    return new Map(unique.map((id, i) => [id, read[i]!]));
   }
 
   /**

@@ -134,6 +134,49 @@ BEGIN
     FROM inserted i ORDER BY i.revision DESC LIMIT 1;
 END $$;
 
+-- Several streams in one statement, all or none. Every stream's lock is taken first, in one
+-- order for every caller (so two of these cannot deadlock, and no lock is taken after the
+-- transaction has an xid), then es_append runs per stream in request order. A stream that
+-- conflicts undoes what was appended before it, and the answer is that one stream's row
+-- (its 1-based index, status and revision) instead of one row per stream. (The failure is
+-- answered, not raised: PGlite's node-postgres adapter loses its connection to a raised error.)
+CREATE OR REPLACE FUNCTION es_append_streams(
+  p_streams text[], p_expected text[], p_counts integer[], p_ids uuid[], p_types text[], p_data json[], p_meta json[]
+) RETURNS TABLE (stream_index integer, status text, revision bigint, epoch integer, txid text, seq bigint, created_stream boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_n integer := coalesce(array_length(p_streams, 1), 0);
+  v_from integer := 1;
+  v_to integer;
+  v_row record;
+  v_revision bigint[];
+  v_epoch integer[];
+  v_txid text[];
+  v_seq bigint[];
+  v_created boolean[];
+  v_failed integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(${STREAM_LOCK_NAMESPACE}, l.h)
+     FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest(p_streams) AS s ORDER BY 1) AS l;
+  BEGIN
+    FOR i IN 1 .. v_n LOOP
+      v_to := v_from + p_counts[i] - 1;
+      SELECT * INTO v_row FROM es_append(p_streams[i], p_expected[i], p_ids[v_from:v_to], p_types[v_from:v_to], p_data[v_from:v_to], p_meta[v_from:v_to]) AS a;
+      IF v_row.status <> 'ok' THEN
+        v_failed := i;
+        RAISE EXCEPTION USING ERRCODE = 'ES409';
+      END IF;
+      v_revision[i] := v_row.revision; v_epoch[i] := v_row.epoch; v_txid[i] := v_row.txid;
+      v_seq[i] := v_row.seq; v_created[i] := v_row.created_stream;
+      v_from := v_to + 1;
+    END LOOP;
+  EXCEPTION WHEN SQLSTATE 'ES409' THEN
+    RETURN QUERY SELECT v_failed, v_row.status, v_row.revision, NULL::integer, NULL::text, NULL::bigint, false;
+    RETURN;
+  END;
+  RETURN QUERY SELECT i, 'ok'::text, v_revision[i], v_epoch[i], v_txid[i], v_seq[i], v_created[i] FROM generate_series(1, v_n) AS i ORDER BY i;
+END $$;
+
 -- After a restore into a new cluster, transaction ids start again below the ones stored:
 -- a new epoch keeps the global order (epoch, txid, seq) increasing.
 CREATE OR REPLACE FUNCTION es_check_epoch() RETURNS integer LANGUAGE plpgsql AS $$

@@ -5,8 +5,10 @@ import {
   WrongExpectedVersionError,
   type AppendOptions,
   type AppendResult,
+  type AppendStreamRequest,
   type EventData,
   type EventStore,
+  type ExpectedRevision,
   type JsonObject,
   type Position,
   type ReadAllOptions,
@@ -59,6 +61,26 @@ interface EventRow {
   metadata: JsonObject | null;
   created: Date;
   matched?: boolean;
+}
+
+/** What es_append and es_append_streams answer per stream. */
+interface AppendRow {
+  status: 'ok' | 'conflict' | 'duplicate';
+  revision: string | null;
+  epoch: number | null;
+  txid: string | null;
+  seq: string | null;
+  created_stream: boolean;
+}
+
+const checkExpected = (expected: ExpectedRevision) => {
+  if (typeof expected === 'bigint' && expected < 0n) throw new RangeError('expectedRevision must not be negative');
+};
+
+/** The stream an event id already belongs to is not this one. */
+function duplicateOf(error: unknown, streamId: string, ids: readonly string[]): unknown {
+  const pgError = error as { code?: string; constraint?: string };
+  return pgError.code === '23505' && pgError.constraint === 'es_events_event_id' ? new DuplicateEventIdError(streamId, ids.join(', ')) : error;
 }
 
 function toRecorded(row: EventRow): RecordedEvent {
@@ -155,33 +177,58 @@ export class PostgresEventStore implements EventStore {
 
   async appendToStream(streamId: string, events: readonly EventData[], options: AppendOptions = {}): Promise<AppendResult> {
     const expected = options.expectedRevision ?? 'any';
-    if (typeof expected === 'bigint' && expected < 0n) throw new RangeError('expectedRevision must not be negative');
-    const { rows } = await this.pool.query<{
-      status: 'ok' | 'conflict' | 'duplicate';
-      revision: string | null;
-      epoch: number | null;
-      txid: string | null;
-      seq: string | null;
-      created_stream: boolean;
-    }>('SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::json[], $6::json[])', [
-      streamId,
-      String(expected),
-      events.map((e) => e.id),
-      events.map((e) => e.type),
-      events.map((e) => JSON.stringify(e.data)),
-      events.map((e) => JSON.stringify(e.metadata ?? {})),
-    ]).catch((error: unknown) => {
-      const pgError = error as { code?: string; constraint?: string };
-      if (pgError.code === '23505' && pgError.constraint === 'es_events_event_id') {
-        throw new DuplicateEventIdError(streamId, events.map((e) => e.id).join(', '));
-      }
-      throw error;
-    });
+    checkExpected(expected);
+    const { rows } = await this.pool
+      .query<AppendRow>('SELECT * FROM es_append($1, $2, $3::uuid[], $4::text[], $5::json[], $6::json[])', [
+        streamId,
+        String(expected),
+        events.map((e) => e.id),
+        events.map((e) => e.type),
+        events.map((e) => JSON.stringify(e.data)),
+        events.map((e) => JSON.stringify(e.metadata ?? {})),
+      ])
+      .catch((error: unknown) => {
+        throw duplicateOf(error, streamId, events.map((e) => e.id));
+      });
     const row = rows[0]!;
     const current = row.revision === null ? 'no_stream' : BigInt(row.revision);
     if (row.status === 'conflict') throw new WrongExpectedVersionError(streamId, expected, current);
     if (row.status === 'duplicate') throw new DuplicateEventIdError(streamId, events[0]!.id);
-    if (events.length > 0) this.wakeup.wake(row.txid === null ? undefined : toPosition(row.epoch!, row.txid, row.seq!), streamCategory(streamId));
+    return this.appended(streamId, events.length, row);
+  }
+
+  async multiStreamAppend(requests: readonly AppendStreamRequest[]): Promise<AppendResult[]> {
+    if (new Set(requests.map((r) => r.streamId)).size !== requests.length) throw new RangeError('A multi-stream append names each stream once');
+    for (const r of requests) checkExpected(r.expectedRevision);
+    if (requests.length === 0) return [];
+    const events = requests.flatMap((r) => r.events);
+    const { rows } = await this.pool
+      .query<AppendRow & { stream_index: number }>(
+        'SELECT * FROM es_append_streams($1::text[], $2::text[], $3::integer[], $4::uuid[], $5::text[], $6::json[], $7::json[])',
+        [
+          requests.map((r) => r.streamId),
+          requests.map((r) => String(r.expectedRevision)),
+          requests.map((r) => r.events.length),
+          events.map((e) => e.id),
+          events.map((e) => e.type),
+          events.map((e) => JSON.stringify(e.data)),
+          events.map((e) => JSON.stringify(e.metadata ?? {})),
+        ],
+      )
+      .catch((error: unknown) => {
+        throw duplicateOf(error, requests.map((r) => r.streamId).join(', '), events.map((e) => e.id));
+      });
+    const failed = rows.find((row) => row.status !== 'ok');
+    if (failed) {
+      const { streamId, expectedRevision, events: its } = requests[failed.stream_index - 1]!;
+      if (failed.status === 'duplicate') throw new DuplicateEventIdError(streamId, its[0]!.id);
+      throw new WrongExpectedVersionError(streamId, expectedRevision, failed.revision === null ? 'no_stream' : BigInt(failed.revision));
+    }
+    return Promise.all(requests.map((r, i) => this.appended(r.streamId, r.events.length, rows[i]!)));
+  }
+
+  private async appended(streamId: string, count: number, row: AppendRow): Promise<AppendResult> {
+    if (count > 0) this.wakeup.wake(row.txid === null ? undefined : toPosition(row.epoch!, row.txid, row.seq!), streamCategory(streamId));
     const position =
       row.txid === null ? ((await this.headPosition()) ?? toPosition(this.epoch, '0', '0')) : toPosition(row.epoch!, row.txid, row.seq!);
     return { nextExpectedRevision: BigInt(row.revision!), position, createdStream: row.created_stream };
@@ -202,6 +249,17 @@ export class PostgresEventStore implements EventStore {
       [streamId, bound === null ? null : String(bound), Math.min(maxCount, Number.MAX_SAFE_INTEGER)],
     );
     return rows.map(toRecorded);
+  }
+
+  async readStreams(streamIds: readonly string[]): Promise<Map<string, RecordedEvent[]>> {
+    const streams = new Map(streamIds.map((id) => [id, [] as RecordedEvent[]]));
+    if (streams.size === 0) return streams;
+    const { rows } = await this.pool.query<EventRow>(
+      `SELECT ${EVENT_COLUMNS} FROM es_events WHERE stream_id = ANY ($1::text[]) ORDER BY stream_id, revision`,
+      [[...streams.keys()]],
+    );
+    for (const row of rows) streams.get(row.stream_id)!.push(toRecorded(row));
+    return streams;
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<ReadAllPage> {

@@ -10,6 +10,7 @@ describeEventStoreContract('EventStoreDB adapter over gRPC to the wire-protocol 
   const store = new EventStoreDBEventStore(server.connectionString);
   return {
     store,
+    atomicMultiStreamAppend: false,
     async teardown() {
       await store.close();
       await server.stop();

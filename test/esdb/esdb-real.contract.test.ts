@@ -8,6 +8,6 @@ const url = process.env.ESDB_URL;
 describe.skipIf(!url)('EventStoreDB at ESDB_URL', () => {
   describeEventStoreContract('EventStoreDB adapter on a real server', async () => {
     const store = new EventStoreDBEventStore(url!);
-    return { store, teardown: () => store.close() };
+    return { store, atomicMultiStreamAppend: false, teardown: () => store.close() };
   });
 });

@@ -18,6 +18,8 @@ import {
 export interface ContractFixture {
   store: EventStore;
   teardown(): Promise<void>;
+  /** False where a multi-stream append goes stream by stream (EventStoreDB): see the port. */
+  atomicMultiStreamAppend?: boolean;
 }
 
 const event = (type = 'thing.happened', data: Record<string, unknown> = {}): EventData => ({
@@ -199,7 +201,75 @@ export function describeEventStoreContract(name: string, open: () => Promise<Con
       });
     });
 
+    describe('multi-stream append', () => {
+      it('appends to each stream at its expected revision, in request order, and answers per stream', async () => {
+        const cat = category();
+        const [a, b, c] = [await streamAt(1n), streamIn(cat), streamIn(cat)];
+        const start = await store.headPosition();
+        const written = { [a]: [event('x.a')], [b]: [event('x.b1'), event('x.b2')], [c]: [event('x.c')] };
+        const results = await store.multiStreamAppend([
+          { streamId: a, events: written[a]!, expectedRevision: 1n },
+          { streamId: b, events: written[b]!, expectedRevision: 'no_stream' },
+          { streamId: c, events: written[c]!, expectedRevision: 'any' },
+        ]);
+        expect(results.map((r) => [r.nextExpectedRevision, r.createdStream])).toEqual([
+          [2n, false],
+          [1n, true],
+          [0n, true],
+        ]);
+        expect(results[0]!.position < results[1]!.position && results[1]!.position < results[2]!.position).toBe(true);
+        for (const stream of [a, b, c]) {
+          expect((await store.readStream(stream)).slice(-written[stream]!.length).map((e) => e.id)).toEqual(written[stream]!.map((e) => e.id));
+        }
+        await settle(store, results[2]!.position);
+        const page = await store.readAll({ after: start, maxCount: 100_000, filter: { eventTypes: ['x.a', 'x.b1', 'x.b2', 'x.c'] } });
+        expect(page.events.filter((e) => [a, b, c].includes(e.streamId)).map((e) => e.type)).toEqual(['x.a', 'x.b1', 'x.b2', 'x.c']);
+      });
+      it('a conflict on one stream names it; where the store is atomic, nothing of the request is written', async () => {
+        const [a, b] = [newStream(), await streamAt(2n)];
+        const error = await store
+          .multiStreamAppend([
+            { streamId: a, events: [event()], expectedRevision: 'no_stream' },
+            { streamId: b, events: [event()], expectedRevision: 1n },
+          ])
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(WrongExpectedVersionError);
+        expect(error).toMatchObject({ streamId: b, expected: 1n, actual: 2n });
+        expect(await store.readStream(b)).toHaveLength(3);
+        expect(await store.readStream(a)).toHaveLength(fixture.atomicMultiStreamAppend === false ? 1 : 0);
+      });
+      it('retrying a request that was written returns the original results and writes nothing', async () => {
+        const [a, b] = [newStream(), await streamAt(0n)];
+        const request = [
+          { streamId: a, events: [event(), event()], expectedRevision: 'no_stream' as const },
+          { streamId: b, events: [event()], expectedRevision: 0n },
+        ];
+        const first = await store.multiStreamAppend(request);
+        expect(await store.multiStreamAppend(request)).toEqual(first);
+        expect((await store.readStreams([a, b])).get(b)).toHaveLength(2);
+      });
+      it('refuses a request that names a stream twice', async () => {
+        const stream = newStream();
+        await expect(
+          store.multiStreamAppend([
+            { streamId: stream, events: [event()], expectedRevision: 'any' },
+            { streamId: stream, events: [event()], expectedRevision: 'any' },
+          ]),
+        ).rejects.toThrow(RangeError);
+        expect(await store.readStream(stream)).toEqual([]);
+      });
+    });
+
     describe('reading a stream', () => {
+      it('reads several whole streams at once, empty for a missing one', async () => {
+        const [a, b, missing] = [await streamAt(2n), await streamAt(0n), newStream()];
+        const read = await store.readStreams([a, missing, b]);
+        expect([...read.keys()].sort()).toEqual([a, b, missing].sort());
+        expect(read.get(a)!.map((e) => e.revision)).toEqual([0n, 1n, 2n]);
+        expect(read.get(a)!.map((e) => e.id)).toEqual((await store.readStream(a)).map((e) => e.id));
+        expect(read.get(b)).toHaveLength(1);
+        expect(read.get(missing)).toEqual([]);
+      });
       it('reads forwards from a revision, with a maximum count', async () => {
         const stream = await streamAt(9n);
         const read = await store.readStream(stream, { fromRevision: 3n, maxCount: 4 });
