@@ -35,8 +35,6 @@ const ConfigSchema = z.object({
   AISOC_TRUST_PROXY: z.string().optional(),
   /** Sightings of one rule on one principal entity this close together become one alert. */
   AISOC_CORRELATION_WINDOW_SECONDS: z.coerce.number().int().min(0).default(3600),
-  /** Alerts of a batch each fusion worker fuses at once. */
-  AISOC_FUSION_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(16),
   /** How often each server process looks for SLA deadlines that have passed. */
   AISOC_SLA_TICK_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   /** How long an approval request waits for a decision before it expires. */

@@ -19,7 +19,7 @@ import { Metrics } from './lib/metrics.js';
 import { COUNTERS_DDL, SharedCounters } from './lib/shared-counters.js';
 import type { IngestQueue } from './ingest/batch.js';
 import { DatabaseIngestQueue, INGEST_QUEUE_DDL } from './ingest/database-queue.js';
-import { fuseBatch } from './ingest/fusion.js';
+import { fuseBatches } from './ingest/fusion.js';
 import { withDdlLock } from './projections/catalog.js';
 import { alertsProjection } from './projections/alerts.js';
 import { approvalsProjection } from './projections/approvals.js';
@@ -113,9 +113,7 @@ export async function openRuntime(config: Config, logger: Logger, options: Runti
     ? await (await import('./ingest/jetstream-queue.js')).JetStreamIngestQueue.open(nats, logger, { namespace: config.AISOC_NATS_NAMESPACE })
     : new DatabaseIngestQueue(database.db, logger);
   const fusion = options.runProjections
-    ? ingest.consume((batch) =>
-        fuseBatch(commands, { correlationWindowSeconds: config.AISOC_CORRELATION_WINDOW_SECONDS, concurrency: config.AISOC_FUSION_CONCURRENCY }, batch),
-      )
+    ? ingest.consume((batches) => fuseBatches(commands, { correlationWindowSeconds: config.AISOC_CORRELATION_WINDOW_SECONDS }, batches))
     : undefined;
   const counters = new SharedCounters(database.db);
   counters.start();

@@ -2,9 +2,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { v5 as uuidV5 } from 'uuid';
 import {
   WrongExpectedVersionError,
+  type EventData,
   type EventStore,
   type JsonObject,
   type Position,
+  type RecordedEvent,
 } from '../../eventstore/port.js';
 import type { Decider, DomainEvent } from '../domain/decider.js';
 import { AppError, notFound } from '../domain/errors.js';
@@ -89,48 +91,21 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
   context: CommandContext,
   options: HandleOptions = {},
 ): Promise<HandleResult<State, Event>> {
-  // Event ids are unique across the store: derive them per stream.
-  const derivedId = (index: number) => uuidV5(`${options.idempotencyKey}\u0000${streamId}\u0000${index}`, IDEMPOTENT_EVENTS);
   for (let attempt = 1; ; attempt += 1) {
     // A creation needs no read: the stream is expected not to exist, and the append says if it
     // does (then the load below, on the way to the conflict, reports a foreign stream as before).
     const assumeNew = attempt === 1 && options.create === true && options.idempotencyKey === undefined && options.expectedRevision === undefined;
-    const { state, revision, eventIds } =
+    const loaded =
       attempt === 1 && options.loaded
         ? (options.loaded as Loaded<State>)
         : assumeNew
           ? { state: decider.initialState(), revision: -1n, eventIds: new Set<string>() }
           : await loadAggregate(deps, decider, streamId, context.tenantId);
-    if (options.idempotencyKey !== undefined && eventIds.has(derivedId(0))) {
-      return { state, events: [], revision, position: undefined, occurredAt: deps.clock.now() };
-    }
-    if (options.expectedRevision !== undefined && options.expectedRevision !== revision) {
-      throw new AppError('precondition_failed', `The resource is at revision ${revision}, not ${options.expectedRevision}`);
-    }
-    if (options.create && revision >= 0n) throw new AppError('conflict', 'This resource already exists');
-    const now = deps.clock.now();
-    const events = decider.decide(command, state, { now, newId: () => deps.ids.newId() });
-    if (events.length === 0) return { state, events, revision, position: undefined, occurredAt: now };
-
-    const metadata = eventMetadata(context, now);
+    const { state, events, data, now } = decideOn(deps, decider, streamId, loaded, command, context, options);
+    if (events.length === 0) return { state, events, revision: loaded.revision, position: undefined, occurredAt: now };
     try {
-      const result = await deps.store.appendToStream(
-        streamId,
-        events.map((event, index) => ({
-          id: options.idempotencyKey === undefined ? deps.ids.newId() : derivedId(index),
-          type: event.type,
-          data: deps.registry.toJson(event),
-          metadata: { ...metadata, schema_version: deps.registry.versionOf(event.type) } as unknown as JsonObject,
-        })),
-        { expectedRevision: revision < 0n ? 'no_stream' : revision },
-      );
-      return {
-        state: events.reduce(decider.evolve, state),
-        events,
-        revision: result.nextExpectedRevision,
-        position: result.position,
-        occurredAt: now,
-      };
+      const result = await deps.store.appendToStream(streamId, data, { expectedRevision: loaded.revision < 0n ? 'no_stream' : loaded.revision });
+      return { state, events, revision: result.nextExpectedRevision, position: result.position, occurredAt: now };
     } catch (error) {
       if (!(error instanceof WrongExpectedVersionError)) throw error;
       if (options.create) {
@@ -146,13 +121,63 @@ export async function handleCommand<Command, Event extends DomainEvent, State>(
   }
 }
 
+export interface Decision<State, Event extends DomainEvent> {
+  /** The state after the events. */
+  state: State;
+  events: Event[];
+  /** The events as they are appended: ids (derived from the idempotency key, if any) and metadata. */
+  data: EventData[];
+  now: Date;
+}
+
+/**
+ * Decides a command on a stream as loaded: nothing for a repeat of an idempotent command, a
+ * 412 for a stale `expectedRevision`, a conflict for a creation on an existing stream.
+ */
+export function decideOn<Command, Event extends DomainEvent, State>(
+  deps: CommandDeps,
+  decider: Decider<Command, Event, State>,
+  streamId: string,
+  loaded: Loaded<State>,
+  command: Command,
+  context: CommandContext,
+  options: Pick<HandleOptions, 'idempotencyKey' | 'expectedRevision' | 'create'>,
+): Decision<State, Event> {
+  // Event ids are unique across the store: derive them per stream.
+  const derivedId = (index: number) => uuidV5(`${options.idempotencyKey}\u0000${streamId}\u0000${index}`, IDEMPOTENT_EVENTS);
+  const now = deps.clock.now();
+  if (options.idempotencyKey !== undefined && loaded.eventIds.has(derivedId(0))) return { state: loaded.state, events: [], data: [], now };
+  if (options.expectedRevision !== undefined && options.expectedRevision !== loaded.revision) {
+    throw new AppError('precondition_failed', `The resource is at revision ${loaded.revision}, not ${options.expectedRevision}`);
+  }
+  if (options.create && loaded.revision >= 0n) throw new AppError('conflict', 'This resource already exists');
+  const events = decider.decide(command, loaded.state, { now, newId: () => deps.ids.newId() });
+  const metadata = eventMetadata(context, now);
+  const data = events.map((event, index) => ({
+    id: options.idempotencyKey === undefined ? deps.ids.newId() : derivedId(index),
+    type: event.type,
+    data: deps.registry.toJson(event),
+    metadata: { ...metadata, schema_version: deps.registry.versionOf(event.type) } as unknown as JsonObject,
+  }));
+  return { state: events.reduce(decider.evolve, loaded.state), events, data, now };
+}
+
 export async function loadAggregate<Command, Event extends DomainEvent, State>(
   deps: Pick<CommandDeps, 'store' | 'registry'>,
   decider: Decider<Command, Event, State>,
   streamId: string,
   tenantId: string,
-): Promise<{ state: State; revision: bigint; eventIds: Set<string> }> {
-  const recorded = await deps.store.readStream(streamId);
+): Promise<Loaded<State>> {
+  return foldStream(deps, decider, await deps.store.readStream(streamId), tenantId);
+}
+
+/** A stream's events folded into its state; a stream of another tenant is not found. */
+export function foldStream<Command, Event extends DomainEvent, State>(
+  deps: Pick<CommandDeps, 'registry'>,
+  decider: Decider<Command, Event, State>,
+  recorded: readonly RecordedEvent[],
+  tenantId: string,
+): Loaded<State> {
   let state = decider.initialState();
   let revision = -1n;
   const eventIds = new Set<string>();

@@ -2,11 +2,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { sql, type Generated, type Kysely } from 'kysely';
 import type { Logger } from '../lib/logger.js';
 import type { Tables } from '../projections/tables.js';
-import type { IngestBatch, IngestQueue } from './batch.js';
+import { groupSize, handleTogether, MAX_ITEMS_TOGETHER, type IngestBatch, type IngestQueue } from './batch.js';
 
 export interface IngestQueueTable {
   ingest_queue: { id: Generated<string>; batch: IngestBatch; enqueued_at: Generated<Date>; claimed_until: Date | null; attempts: Generated<number> };
 }
+
+/** Batches claimed at a time: POST /alerts takes up to 1,000 alerts a batch, usually far fewer. */
+const CLAIM_BATCHES = MAX_ITEMS_TOGETHER / 100;
 
 export const INGEST_QUEUE_DDL = /* sql */ `
 CREATE TABLE IF NOT EXISTS ingest_queue (
@@ -30,7 +33,7 @@ export class DatabaseIngestQueue implements IngestQueue {
   constructor(
     private readonly db: Kysely<Tables>,
     private readonly logger: Logger,
-    private readonly options: { claimSeconds?: number; pollMs?: number; concurrency?: number } = {},
+    private readonly options: { claimSeconds?: number; pollMs?: number } = {},
   ) {}
 
   async enqueue(batch: IngestBatch): Promise<void> {
@@ -43,18 +46,19 @@ export class DatabaseIngestQueue implements IngestQueue {
     return Number(count);
   }
 
-  consume(handle: (batch: IngestBatch) => Promise<void>): { stop(): Promise<void> } {
+  consume(handle: (batches: IngestBatch[]) => Promise<void>): { stop(): Promise<void> } {
     let stopped = false;
     const claimSeconds = this.options.claimSeconds ?? 60;
     const pollMs = this.options.pollMs ?? 200;
-    const concurrency = this.options.concurrency ?? 4;
+    // One worker per process: batches fused together are fused one group at a time, so that
+    // they never race each other for the same streams.
     const worker = async () => {
       while (!stopped) {
         const claimed = await this.claim(claimSeconds).catch((error: unknown) => {
           this.logger.error({ err: error }, 'ingest queue: claiming failed');
-          return undefined;
+          return [];
         });
-        if (!claimed) {
+        if (claimed.length === 0) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, pollMs);
             this.wake = () => {
@@ -64,39 +68,53 @@ export class DatabaseIngestQueue implements IngestQueue {
           });
           continue;
         }
-        try {
-          await handle(claimed.batch);
-          await this.db.deleteFrom('ingest_queue').where('id', '=', claimed.id).execute();
-        } catch (error) {
-          this.logger.error({ err: error, batch: claimed.batch.batch_id, attempts: claimed.attempts }, 'ingest batch failed; it will be retried');
-          const backoff = Math.min(2 ** claimed.attempts, 60);
+        const outcomes = await handleTogether(
+          claimed.map((row) => row.batch),
+          handle,
+        );
+        const done = claimed.filter((_, i) => outcomes[i] === undefined).map((row) => row.id);
+        if (done.length > 0) await this.db.deleteFrom('ingest_queue').where('id', 'in', done).execute();
+        for (const [i, row] of claimed.entries()) {
+          if (outcomes[i] === undefined) continue;
+          this.logger.error({ err: outcomes[i], batch: row.batch.batch_id, attempts: row.attempts }, 'ingest batch failed; it will be retried');
+          const backoff = Math.min(2 ** row.attempts, 60);
           await this.db
             .updateTable('ingest_queue')
             .set({ claimed_until: sql`now() + make_interval(secs => ${backoff})` })
-            .where('id', '=', claimed.id)
+            .where('id', '=', row.id)
             .execute()
             .catch(() => undefined);
-          await sleep(100);
         }
+        if (done.length < claimed.length) await sleep(100);
       }
     };
-    const workers = Array.from({ length: concurrency }, () => worker());
+    const working = worker();
     return {
       async stop() {
         stopped = true;
-        await Promise.all(workers);
+        await working;
       },
     };
   }
 
-  private async claim(claimSeconds: number): Promise<{ id: string; batch: IngestBatch; attempts: number } | undefined> {
+  /** Claims the oldest waiting batches, whole, up to MAX_ITEMS_TOGETHER alerts. */
+  private async claim(claimSeconds: number): Promise<{ id: string; batch: IngestBatch; attempts: number }[]> {
     const { rows } = await sql<{ id: string; batch: IngestBatch; attempts: number }>`
       UPDATE ingest_queue SET claimed_until = now() + make_interval(secs => ${claimSeconds}), attempts = attempts + 1
-       WHERE id = (SELECT id FROM ingest_queue
-                    WHERE claimed_until IS NULL OR claimed_until < now()
-                    ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+       WHERE id IN (SELECT id FROM ingest_queue
+                     WHERE claimed_until IS NULL OR claimed_until < now()
+                     ORDER BY id LIMIT ${CLAIM_BATCHES} FOR UPDATE SKIP LOCKED)
       RETURNING id, batch, attempts`.execute(this.db);
-    return rows[0];
+    rows.sort((a, b) => Number(a.id) - Number(b.id));
+    const keep = groupSize(rows.map((row) => row.batch.items.length));
+    if (keep < rows.length) {
+      await this.db
+        .updateTable('ingest_queue')
+        .set({ claimed_until: null, attempts: sql`attempts - 1` })
+        .where('id', 'in', rows.slice(keep).map((row) => row.id))
+        .execute();
+    }
+    return rows.slice(0, keep);
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,7 @@
 import { v5 as uuidV5 } from 'uuid';
-import { handleCommand, loadAggregate, type CommandContext, type CommandDeps } from '../commands/handler.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CommandContext, CommandDeps } from '../commands/handler.js';
+import { UnitOfWork } from '../commands/unit-of-work.js';
 import { alertDecider, alertStream } from '../domain/alert.js';
 import { collectingAlert, correlationDecider, correlationStream } from '../domain/correlation.js';
 import { AppError } from '../domain/errors.js';
@@ -8,8 +10,6 @@ import type { IngestBatch, IngestItem, IncomingAlert } from './batch.js';
 export interface FusionSettings {
   /** Sightings of one correlation key this close together go to one alert. */
   correlationWindowSeconds: number;
-  /** Items of a batch fused at once. */
-  concurrency: number;
 }
 
 /** UUIDv5 namespace: the same tenant, source and source reference is the same alert. */
@@ -30,16 +30,51 @@ const MAX_ATTEMPTS = 10;
 const isConflict = (error: unknown) => error instanceof AppError && error.kind === 'conflict';
 
 /**
+ * Fuses batches of accepted alerts: per tenant, every item decided in memory on streams read
+ * in two round trips, then written in one multi-stream append (a UnitOfWork). Another worker
+ * writing one of those streams meanwhile fails the append as a whole; the tenant's items are
+ * then fused again on fresh reads, and what the other worker did is seen, not repeated.
+ */
+export async function fuseBatches(deps: CommandDeps, settings: FusionSettings, batches: readonly IngestBatch[]): Promise<void> {
+  const byTenant = new Map<string, IngestBatch[]>();
+  for (const batch of batches) byTenant.set(batch.tenant_id, [...(byTenant.get(batch.tenant_id) ?? []), batch]);
+  for (const [tenantId, tenantBatches] of byTenant) {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        await fuseTogether(deps, settings, tenantId, tenantBatches);
+        break;
+      } catch (error) {
+        if (!isConflict(error) || attempt === MAX_ATTEMPTS) throw error;
+        await sleep(Math.random() * 10 * attempt);
+      }
+    }
+  }
+}
+
+async function fuseTogether(deps: CommandDeps, settings: FusionSettings, tenantId: string, batches: readonly IngestBatch[]): Promise<void> {
+  const uow = new UnitOfWork(deps, tenantId);
+  const items = batches.flatMap((batch) => batch.items.map((item) => ({ batch, item, key: correlationKeyOf(item.alert) })));
+  const keyStreams = items.flatMap(({ key }) => (key ? [correlationStream(tenantId, key)] : []));
+  await uow.prefetch([...items.map(({ item }) => alertStream(item.alert_id)), ...keyStreams]);
+  // The alerts those ids were merged into, and the alerts those keys collect into: one more read.
+  const owns = await Promise.all(items.map(({ item }) => uow.load(alertDecider, alertStream(item.alert_id))));
+  const collecting = await Promise.all(keyStreams.map((stream) => uow.load(correlationDecider, stream)));
+  await uow.prefetch(
+    [...owns.map((own) => own.state.mergedInto), ...collecting.map((c) => c.state.alertId)].flatMap((id) => (id ? [alertStream(id)] : [])),
+  );
+  for (const { batch, item, key } of items) await fuseItem(uow, settings, batch, item, key);
+  await uow.commit();
+}
+
+/**
  * Fuses one accepted item into the alerts. Every write is idempotent per item (event ids derive
  * from its receipt id), so a batch delivered twice changes nothing the second time:
  * - an alert id already known is another sighting of that alert (or of the alert it was
  *   correlated into);
  * - a new id whose correlation key an open alert collects, within the window, is merged into it;
  * - otherwise it becomes a new alert, and collects its key.
- * Concurrent workers meet at the alert stream (created once) and the correlation stream
- * (appended at the loaded revision); the loser starts the item over.
  */
-export async function fuseItem(deps: CommandDeps, settings: FusionSettings, batch: IngestBatch, item: IngestItem): Promise<void> {
+async function fuseItem(uow: UnitOfWork, settings: FusionSettings, batch: IngestBatch, item: IngestItem, key: string | null): Promise<void> {
   const context: CommandContext = {
     tenantId: batch.tenant_id,
     actor: batch.actor,
@@ -48,84 +83,53 @@ export async function fuseItem(deps: CommandDeps, settings: FusionSettings, batc
     causationId: item.receipt_id,
   };
   const once = { idempotencyKey: item.receipt_id };
-  const tenant = batch.tenant_id;
   const sighting = { sourceRef: item.alert.source_ref, entities: item.alert.entities, techniques: item.alert.techniques };
-  const key = correlationKeyOf(item.alert);
-  const at = new Date(item.alert.occurred_at);
-
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt += 1) {
-    try {
-      const own = await loadAggregate(deps, alertDecider, alertStream(item.alert_id), tenant);
-      if (own.state.exists && !own.state.deleted) {
-        await handleCommand(deps, alertDecider, alertStream(item.alert_id), { type: 'RecordAlertOccurrence', ...sighting }, context, { ...once, retryOnConflict: true });
-        return;
-      }
-      if (own.state.mergedInto) {
-        await handleCommand(deps, alertDecider, alertStream(own.state.mergedInto), { type: 'RecordAlertOccurrence', ...sighting, aliasId: item.alert_id }, context, {
-          ...once,
-          retryOnConflict: true,
-        });
-        return;
-      }
-      if (own.state.deleted) return; // deleted on purpose: a late duplicate does not bring it back
-
-      if (key) {
-        const correlation = await loadAggregate(deps, correlationDecider, correlationStream(tenant, key), tenant);
-        const candidate = correlation.state.alertId;
-        const open = candidate ? await isOpen(deps, tenant, candidate) : false;
-        const target = collectingAlert(correlation.state, at, settings.correlationWindowSeconds, open);
-        if (target && target !== item.alert_id) {
-          await handleCommand(deps, alertDecider, alertStream(item.alert_id), { type: 'MergeAlertInto', targetAlertId: target, correlationKey: key }, context, {
-            ...once,
-            create: true,
-          });
-          await handleCommand(deps, alertDecider, alertStream(target), { type: 'RecordAlertOccurrence', ...sighting, aliasId: item.alert_id }, context, {
-            ...once,
-            retryOnConflict: true,
-          });
-          await handleCommand(deps, correlationDecider, correlationStream(tenant, key), { type: 'Extend', key, alertId: target, at }, context, {
-            ...once,
-            retryOnConflict: true,
-          });
-          return;
-        }
-        await handleCommand(deps, correlationDecider, correlationStream(tenant, key), { type: 'Open', key, alertId: item.alert_id, at }, context, {
-          ...once,
-          expectedRevision: correlation.revision,
-          loaded: correlation,
-        }).catch((error: unknown) => {
-          // Another worker decided for this key first: start over and follow its decision.
-          throw error instanceof AppError && error.kind === 'precondition_failed' ? new AppError('conflict', 'correlation moved') : error;
-        });
-      }
-      await handleCommand(
-        deps,
-        alertDecider,
-        alertStream(item.alert_id),
-        { type: 'IngestAlert', alert: { ...item.alert, alert_id: item.alert_id, correlation_key: key } },
-        context,
-        { ...once, create: true, loaded: own },
-      );
-      return;
-    } catch (error) {
-      if (!isConflict(error) || attempt === MAX_ATTEMPTS) throw error;
-    }
+  const own = await uow.load(alertDecider, alertStream(item.alert_id));
+  if (own.state.exists && !own.state.deleted) {
+    await uow.handle(alertDecider, alertStream(item.alert_id), { type: 'RecordAlertOccurrence', ...sighting }, context, once);
+    return;
   }
-}
+  if (own.state.mergedInto) {
+    // A sighting of an alert deleted since it was merged is dropped, as one of a deleted alert is.
+    if (!(await isLive(uow, own.state.mergedInto))) return;
+    await uow.handle(alertDecider, alertStream(own.state.mergedInto), { type: 'RecordAlertOccurrence', ...sighting, aliasId: item.alert_id }, context, once);
+    return;
+  }
+  if (own.state.deleted) return; // deleted on purpose: a late duplicate does not bring it back
 
-async function isOpen(deps: CommandDeps, tenantId: string, alertId: string): Promise<boolean> {
-  const { state } = await loadAggregate(deps, alertDecider, alertStream(alertId), tenantId);
-  return state.exists && !state.deleted && !CLOSED.has(state.status);
-}
-
-/** Fuses a batch's items, several at once; a failure fails the batch (it will come again). */
-export async function fuseBatch(deps: CommandDeps, settings: FusionSettings, batch: IngestBatch): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < batch.items.length) {
-      const item = batch.items[next++]!;
-      await fuseItem(deps, settings, batch, item);
+  if (key) {
+    const stream = correlationStream(batch.tenant_id, key);
+    const correlation = await uow.load(correlationDecider, stream);
+    const candidate = correlation.state.alertId;
+    const open = candidate ? await isOpen(uow, candidate) : false;
+    const at = new Date(item.alert.occurred_at);
+    const target = collectingAlert(correlation.state, at, settings.correlationWindowSeconds, open);
+    if (target && target !== item.alert_id) {
+      await uow.handle(alertDecider, alertStream(item.alert_id), { type: 'MergeAlertInto', targetAlertId: target, correlationKey: key }, context, {
+        ...once,
+        create: true,
+      });
+      await uow.handle(alertDecider, alertStream(target), { type: 'RecordAlertOccurrence', ...sighting, aliasId: item.alert_id }, context, once);
+      await uow.handle(correlationDecider, stream, { type: 'Extend', key, alertId: target, at }, context, once);
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(settings.concurrency, batch.items.length) }, worker));
+    await uow.handle(correlationDecider, stream, { type: 'Open', key, alertId: item.alert_id, at }, context, once);
+  }
+  await uow.handle(
+    alertDecider,
+    alertStream(item.alert_id),
+    { type: 'IngestAlert', alert: { ...item.alert, alert_id: item.alert_id, correlation_key: key } },
+    context,
+    { ...once, create: true },
+  );
+}
+
+async function isLive(uow: UnitOfWork, alertId: string): Promise<boolean> {
+  const { state } = await uow.load(alertDecider, alertStream(alertId));
+  return state.exists && !state.deleted;
+}
+
+async function isOpen(uow: UnitOfWork, alertId: string): Promise<boolean> {
+  const { state } = await uow.load(alertDecider, alertStream(alertId));
+  return state.exists && !state.deleted && !CLOSED.has(state.status);
 }

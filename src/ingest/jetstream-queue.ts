@@ -1,8 +1,8 @@
-import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager, RetentionPolicy, StorageType, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { AppError } from '../domain/errors.js';
 import type { Logger } from '../lib/logger.js';
-import type { IngestBatch, IngestQueue } from './batch.js';
+import { groupSize, handleTogether, MAX_ITEMS_TOGETHER, type IngestBatch, type IngestQueue } from './batch.js';
 
 export const INGEST_CONSUMER = 'fusion';
 export const ingestStreamName = (namespace: string) => `${namespace.toUpperCase()}_INGEST`;
@@ -23,12 +23,13 @@ export class JetStreamIngestQueue implements IngestQueue {
     private readonly nc: NatsConnection,
     private readonly js: JetStreamClient,
     private readonly logger: Logger,
-    private readonly concurrency: number,
+    /** Messages delivered ahead of being taken. */
+    private readonly buffered: number,
     private readonly stream: string,
     private readonly subjectPrefix: string,
   ) {}
 
-  static async open(nc: NatsConnection, logger: Logger, options: { namespace: string; concurrency?: number }): Promise<JetStreamIngestQueue> {
+  static async open(nc: NatsConnection, logger: Logger, options: { namespace: string }): Promise<JetStreamIngestQueue> {
     const jsm = await jetstreamManager(nc);
     const stream = ingestStreamName(options.namespace);
     const subjectPrefix = `${options.namespace}.ingest`;
@@ -49,7 +50,7 @@ export class JetStreamIngestQueue implements IngestQueue {
         max_ack_pending: 1000,
       }),
     );
-    return new JetStreamIngestQueue(nc, jetstream(nc), logger, options.concurrency ?? 4, stream, subjectPrefix);
+    return new JetStreamIngestQueue(nc, jetstream(nc), logger, 2 * (MAX_ITEMS_TOGETHER / 100), stream, subjectPrefix);
   }
 
   async enqueue(batch: IngestBatch): Promise<void> {
@@ -68,32 +69,27 @@ export class JetStreamIngestQueue implements IngestQueue {
     return (await jsm.streams.info(this.stream)).state.messages;
   }
 
-  consume(handle: (batch: IngestBatch) => Promise<void>): { stop(): Promise<void> } {
+  consume(handle: (batches: IngestBatch[]) => Promise<void>): { stop(): Promise<void> } {
     let stopped = false;
     let current: { stop(): void } | undefined;
-    const inFlight = new Set<Promise<void>>();
-    const run = async () => {
+    // Delivered and not yet taken: what arrives while a group is being fused waits here, and
+    // goes into the next group together.
+    const waiting: { message: JsMsg; batch: IngestBatch }[] = [];
+    let wake: (() => void) | undefined;
+    const pump = async () => {
       while (!stopped) {
         try {
           const consumer = await this.js.consumers.get(this.stream, INGEST_CONSUMER);
-          const messages = await consumer.consume({ max_messages: this.concurrency * 2 });
+          const messages = await consumer.consume({ max_messages: this.buffered });
           current = messages;
           for await (const message of messages) {
-            while (inFlight.size >= this.concurrency) await Promise.race(inFlight);
-            const task = (async () => {
-              const keepAlive = setInterval(() => message.working(), 20_000);
-              try {
-                await handle(message.json<IngestBatch>());
-                message.ack();
-              } catch (error) {
-                this.logger.error({ err: error, redelivered: message.info.deliveryCount }, 'ingest batch failed; it will be redelivered');
-                message.nak(Math.min(1000 * 2 ** message.info.deliveryCount, 60_000));
-              } finally {
-                clearInterval(keepAlive);
-              }
-            })();
-            inFlight.add(task);
-            void task.finally(() => inFlight.delete(task));
+            try {
+              waiting.push({ message, batch: message.json<IngestBatch>() });
+            } catch (error) {
+              this.logger.error({ err: error }, 'ingest queue: a message that is not a batch was dropped');
+              message.term();
+            }
+            wake?.();
             if (stopped) break;
           }
         } catch (error) {
@@ -102,14 +98,46 @@ export class JetStreamIngestQueue implements IngestQueue {
           await new Promise((resolve) => setTimeout(resolve, 1000));
         }
       }
-      await Promise.allSettled(inFlight);
+      wake?.();
     };
-    const running = run();
+    // One group at a time per process, so the batches fused together never race each other.
+    const work = async () => {
+      while (!stopped) {
+        if (waiting.length === 0) {
+          await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          continue;
+        }
+        const taken = waiting.splice(0, groupSize(waiting.map(({ batch }) => batch.items.length)));
+        const keepAlive = setInterval(() => taken.forEach(({ message }) => message.working()), 20_000);
+        try {
+          const outcomes = await handleTogether(
+            taken.map(({ batch }) => batch),
+            handle,
+          );
+          for (const [i, { message }] of taken.entries()) {
+            if (outcomes[i] === undefined) {
+              message.ack();
+              continue;
+            }
+            this.logger.error({ err: outcomes[i], redelivered: message.info.deliveryCount }, 'ingest batch failed; it will be redelivered');
+            message.nak(Math.min(1000 * 2 ** message.info.deliveryCount, 60_000));
+          }
+        } finally {
+          clearInterval(keepAlive);
+        }
+      }
+      // Not taken before the stop: back to the stream at once, for another worker.
+      for (const { message } of waiting.splice(0)) message.nak();
+    };
+    const pumping = pump();
+    const working = work();
     return {
       async stop() {
         stopped = true;
         current?.stop();
-        await running;
+        wake?.();
+        await Promise.all([pumping, working]);
       },
     };
   }
