@@ -136,28 +136,77 @@ END $$;
 
 -- Several streams in one statement, all or none. Every stream's lock is taken first, in one
 -- order for every caller (so two of these cannot deadlock, and no lock is taken after the
--- transaction has an xid), then es_append runs per stream in request order. A stream that
--- conflicts undoes what was appended before it, and the answer is that one stream's row
--- (its 1-based index, status and revision) instead of one row per stream. (The failure is
--- answered, not raised: PGlite's node-postgres adapter loses its connection to a raised error.)
+-- transaction has an xid). The usual case (new event ids, no empty part) is set-based: every
+-- expected revision checked, then the streams and events written by one statement each. A
+-- retry (ids already written) or an empty part runs es_append per stream in request order,
+-- undone together on a conflict. A conflict is answered as that one stream's row (1-based
+-- index, status, revision) instead of a row per stream: answered, not raised, as PGlite's
+-- node-postgres adapter loses its connection to a raised error.
 CREATE OR REPLACE FUNCTION es_append_streams(
   p_streams text[], p_expected text[], p_counts integer[], p_ids uuid[], p_types text[], p_data json[], p_meta json[]
 ) RETURNS TABLE (stream_index integer, status text, revision bigint, epoch integer, txid text, seq bigint, created_stream boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
   v_n integer := coalesce(array_length(p_streams, 1), 0);
+  v_current bigint[];
+  v_failed integer;
+  v_epoch integer;
+  v_updated integer;
   v_from integer := 1;
   v_to integer;
   v_row record;
   v_revision bigint[];
-  v_epoch integer[];
+  v_epochs integer[];
   v_txid text[];
   v_seq bigint[];
   v_created boolean[];
-  v_failed integer;
 BEGIN
   PERFORM pg_advisory_xact_lock(${STREAM_LOCK_NAMESPACE}, l.h)
      FROM (SELECT DISTINCT hashtext(s) AS h FROM unnest(p_streams) AS s ORDER BY 1) AS l;
+
+  IF 0 <> ALL (p_counts) AND NOT EXISTS (SELECT 1 FROM es_events e WHERE e.event_id = ANY (p_ids)) THEN
+    v_current := ARRAY(SELECT s.revision FROM unnest(p_streams) WITH ORDINALITY AS r(id, i)
+                         LEFT JOIN es_streams s ON s.stream_id = r.id ORDER BY r.i);
+    SELECT min(r.i) INTO v_failed FROM unnest(p_expected) WITH ORDINALITY AS r(expected, i)
+     WHERE (r.expected = 'no_stream' AND v_current[r.i] IS NOT NULL)
+        OR (r.expected = 'stream_exists' AND v_current[r.i] IS NULL)
+        OR (r.expected ~ '^[0-9]+$' AND v_current[r.i] IS DISTINCT FROM r.expected::bigint);
+    IF v_failed IS NOT NULL THEN
+      RETURN QUERY SELECT v_failed, 'conflict'::text, v_current[v_failed], NULL::integer, NULL::text, NULL::bigint, false;
+      RETURN;
+    END IF;
+    SELECT m.epoch INTO v_epoch FROM es_meta m;
+    INSERT INTO es_streams (stream_id, revision)
+    SELECT p_streams[i], p_counts[i] - 1 FROM generate_series(1, v_n) AS i WHERE v_current[i] IS NULL;
+    UPDATE es_streams s SET revision = x.current + x.n
+      FROM (SELECT p_streams[i] AS id, v_current[i] AS current, p_counts[i] AS n
+              FROM generate_series(1, v_n) AS i WHERE v_current[i] IS NOT NULL) AS x
+     WHERE s.stream_id = x.id AND s.revision = x.current;
+    GET DIAGNOSTICS v_updated = ROW_COUNT;
+    IF v_updated <> (SELECT count(*) FROM unnest(v_current) AS c WHERE c IS NOT NULL) THEN
+      RAISE EXCEPTION 'a stream moved under its lock' USING ERRCODE = 'serialization_failure';
+    END IF;
+    -- nextval runs after the sort (a volatile function in the target list of an ORDER BY
+    -- query), so positions follow request order; revisions count on within each stream.
+    RETURN QUERY
+    WITH inserted AS (
+      INSERT INTO es_events AS e (epoch, txid, seq, stream_id, revision, event_id, type, category, data, metadata)
+      SELECT v_epoch, pg_current_xact_id(), nextval('es_events_seq'), p_streams[u.si],
+             coalesce(v_current[u.si], -1) + row_number() OVER (PARTITION BY u.si ORDER BY u.ord),
+             u.id, u.type, split_part(p_streams[u.si], '-', 1), u.data, u.meta
+        FROM unnest(ARRAY(SELECT c.i FROM unnest(p_counts) WITH ORDINALITY AS c(n, i), generate_series(1, c.n) ORDER BY c.i),
+                    p_ids, p_types, p_data, p_meta) WITH ORDINALITY AS u(si, id, type, data, meta, ord)
+       ORDER BY u.ord
+      RETURNING e.stream_id, e.revision, e.epoch, e.txid, e.seq
+    ), last AS (
+      SELECT DISTINCT ON (i.stream_id) i.* FROM inserted i ORDER BY i.stream_id, i.revision DESC
+    )
+    SELECT r.i::integer, 'ok'::text, l.revision, l.epoch, l.txid::text, l.seq, v_current[r.i] IS NULL
+      FROM unnest(p_streams) WITH ORDINALITY AS r(id, i) JOIN last l ON l.stream_id = r.id
+     ORDER BY r.i;
+    RETURN;
+  END IF;
+
   BEGIN
     FOR i IN 1 .. v_n LOOP
       v_to := v_from + p_counts[i] - 1;
@@ -166,7 +215,7 @@ BEGIN
         v_failed := i;
         RAISE EXCEPTION USING ERRCODE = 'ES409';
       END IF;
-      v_revision[i] := v_row.revision; v_epoch[i] := v_row.epoch; v_txid[i] := v_row.txid;
+      v_revision[i] := v_row.revision; v_epochs[i] := v_row.epoch; v_txid[i] := v_row.txid;
       v_seq[i] := v_row.seq; v_created[i] := v_row.created_stream;
       v_from := v_to + 1;
     END LOOP;
@@ -174,7 +223,7 @@ BEGIN
     RETURN QUERY SELECT v_failed, v_row.status, v_row.revision, NULL::integer, NULL::text, NULL::bigint, false;
     RETURN;
   END;
-  RETURN QUERY SELECT i, 'ok'::text, v_revision[i], v_epoch[i], v_txid[i], v_seq[i], v_created[i] FROM generate_series(1, v_n) AS i ORDER BY i;
+  RETURN QUERY SELECT i, 'ok'::text, v_revision[i], v_epochs[i], v_txid[i], v_seq[i], v_created[i] FROM generate_series(1, v_n) AS i ORDER BY i;
 END $$;
 
 -- After a restore into a new cluster, transaction ids start again below the ones stored:

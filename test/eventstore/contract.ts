@@ -248,6 +248,16 @@ export function describeEventStoreContract(name: string, open: () => Promise<Con
         expect(await store.multiStreamAppend(request)).toEqual(first);
         expect((await store.readStreams([a, b])).get(b)).toHaveLength(2);
       });
+      it('an empty part writes nothing and answers its stream\'s revision', async () => {
+        const [a, b] = [await streamAt(1n), newStream()];
+        const [empty, written] = await store.multiStreamAppend([
+          { streamId: a, events: [], expectedRevision: 1n },
+          { streamId: b, events: [event()], expectedRevision: 'no_stream' },
+        ]);
+        expect(empty!.nextExpectedRevision).toBe(1n);
+        expect(written!.nextExpectedRevision).toBe(0n);
+        expect(await store.readStream(a)).toHaveLength(2);
+      });
       it('refuses a request that names a stream twice', async () => {
         const stream = newStream();
         await expect(
