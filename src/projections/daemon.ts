@@ -48,6 +48,12 @@ export class ProjectionDaemon {
   private started = false;
   private catalogTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /**
+   * Versions seen live in the catalog (`name@version`). A version only leaves `live` for
+   * `retired`, and only for a version at least as far along, so what such a version's runner
+   * here has committed is in the live read model for good.
+   */
+  private readonly seenLive = new Set<string>();
   /** Read-your-writes waiters, woken by local checkpoints (see nextCheckpoint). */
   private readonly waiters = new Set<{ names: ReadonlySet<string>; position: Position; done: () => void }>();
 
@@ -111,8 +117,9 @@ export class ProjectionDaemon {
   /** Starts a runner for every live or building version this process does not run yet. */
   private async syncWithCatalog(): Promise<void> {
     if (this.stopped) return;
-    const rows = await this.db.selectFrom('projections').select(['name', 'version']).where('status', '!=', 'retired').execute();
+    const rows = await this.db.selectFrom('projections').select(['name', 'version', 'status']).where('status', '!=', 'retired').execute();
     for (const row of rows) {
+      if (row.status === 'live') this.seenLive.add(key(row.name, row.version));
       const projection = this.byName.get(row.name);
       if (projection) this.runnerFor(projection, row.version);
     }
@@ -159,12 +166,16 @@ export class ProjectionDaemon {
     if (position === undefined) return;
     const deadline = Date.now() + timeoutMs;
     for (let delay = 2; ; delay = Math.min(delay * 2, 25)) {
+      // Answered here, without the catalog, when this process runs those read models and has
+      // committed that far (the usual case: the write was made here).
+      if (names.every((name) => this.committedHere(name, position))) return;
       const rows = await this.db
         .selectFrom('projections')
-        .select(['name', 'position'])
+        .select(['name', 'version', 'position'])
         .where('status', '=', 'live')
         .where('name', 'in', [...names])
         .execute();
+      for (const row of rows) this.seenLive.add(key(row.name, row.version));
       if (rows.length === names.length && rows.every((r) => positionAtLeast(r.position, position))) return;
       if (Date.now() >= deadline) {
         throw new AppError('unavailable', 'The read models have not caught up with this write yet; retry shortly', { retryAfterSeconds: 1 });
@@ -172,6 +183,14 @@ export class ProjectionDaemon {
       const behind = new Set(names.filter((name) => !rows.some((r) => r.name === name && positionAtLeast(r.position, position))));
       await this.nextCheckpoint(delay, behind, position);
     }
+  }
+
+  /** Whether a runner here of a version seen live has committed `position` (see seenLive). */
+  private committedHere(name: string, position: Position): boolean {
+    for (const runner of this.runners.values()) {
+      if (runner.name === name && this.seenLive.has(key(name, runner.version)) && positionAtLeast(runner.position ?? null, position)) return true;
+    }
+    return false;
   }
 
   /**
