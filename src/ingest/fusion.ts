@@ -38,7 +38,11 @@ const isConflict = (error: unknown) => error instanceof AppError && error.kind =
  */
 export async function fuseBatches(deps: CommandDeps, settings: FusionSettings, batches: readonly IngestBatch[]): Promise<void> {
   const byTenant = new Map<string, IngestBatch[]>();
-  for (const batch of batches) byTenant.set(batch.tenant_id, [...(byTenant.get(batch.tenant_id) ?? []), batch]);
+  for (const batch of batches) {
+    const tenantBatches = byTenant.get(batch.tenant_id);
+    if (tenantBatches) tenantBatches.push(batch);
+    else byTenant.set(batch.tenant_id, [batch]);
+  }
   for (const [tenantId, tenantBatches] of byTenant) {
     for (let attempt = 1; ; attempt += 1) {
       try {
