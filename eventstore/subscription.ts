@@ -64,20 +64,27 @@ export class Wakeup {
     for (const waiter of waiters) waiter.resolve();
   }
 
-  /** Resolves on the next wake (see above), after `timeoutMs`, or when `signal` aborts. */
-  wait(timeoutMs: number, signal?: AbortSignal, categories?: readonly string[]): Promise<void> {
-    if (this.closed || signal?.aborted) return Promise.resolve();
+  /**
+   * Resolves on the next wake (see above), after `timeoutMs`, or when `signal` aborts: false
+   * when the time ran out, true otherwise.
+   */
+  wait(timeoutMs: number, signal?: AbortSignal, categories?: readonly string[]): Promise<boolean> {
+    if (this.closed || signal?.aborted) return Promise.resolve(true);
     return new Promise((resolve) => {
+      let timedOut = false;
       const waiter: Waiter = {
         categories,
         resolve: () => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', waiter.resolve);
           this.waiters.delete(waiter);
-          resolve();
+          resolve(!timedOut);
         },
       };
-      const timer = setTimeout(waiter.resolve, timeoutMs);
+      const timer = setTimeout(() => {
+        timedOut = true;
+        waiter.resolve();
+      }, timeoutMs);
       signal?.addEventListener('abort', waiter.resolve, { once: true });
       this.waiters.add(waiter);
     });
@@ -92,6 +99,19 @@ export class Wakeup {
 }
 
 /**
+ * The head, asked at most once per `intervalMs` however many subscriptions ask: the result of a
+ * query started less than that ago is shared.
+ */
+export function sharedHeadProbe(headPosition: () => Promise<Position | undefined>, intervalMs: number): () => Promise<Position | undefined> {
+  let last: { at: number; head: Promise<Position | undefined> } | undefined;
+  return () => {
+    const now = performance.now();
+    if (!last || now - last.at >= intervalMs) last = { at: now, head: headPosition() };
+    return last.head;
+  };
+}
+
+/**
  * Catch-up-then-live subscription built on `readAll`: pages until the head, says so once,
  * then waits for a local append or the poll interval and pages on. Every page that moved the
  * position ends with a checkpoint, matched or not.
@@ -101,6 +121,7 @@ export function pollingSubscription(
   wakeup: Wakeup,
   pollIntervalMs: number,
   options: SubscribeToAllOptions,
+  probeHead: () => Promise<Position | undefined>,
 ): Subscription {
   const stop = new AbortController();
   async function* messages(): AsyncGenerator<SubscriptionMessage> {
@@ -137,7 +158,13 @@ export function pollingSubscription(
           heldMs = Math.min(heldMs * 2, pollIntervalMs);
         } else {
           heldMs = 1;
-          await wakeup.wait(pollIntervalMs, stop.signal, options.filter?.categories);
+          // Appends made elsewhere (another process) show in the head, which one query a poll
+          // interval answers for every subscription of the store: read only once it has moved
+          // past this one, rather than each subscription reading every interval.
+          while (!(await wakeup.wait(pollIntervalMs, stop.signal, options.filter?.categories))) {
+            const head = await probeHead().catch(() => null);
+            if (head === null || (head !== undefined && (after === undefined || head > after))) break;
+          }
         }
       }
     }

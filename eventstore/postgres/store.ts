@@ -19,7 +19,7 @@ import {
   type Subscription,
   streamCategory,
 } from '../port.js';
-import { pollingSubscription, Wakeup } from '../subscription.js';
+import { pollingSubscription, sharedHeadProbe, Wakeup } from '../subscription.js';
 import { EVENT_STORE_DDL } from './schema.js';
 
 /** Serialises schema set-up between processes sharing a database. */
@@ -137,11 +137,14 @@ const FILTERED_READ = `
  */
 export class PostgresEventStore implements EventStore {
   private readonly wakeup = new Wakeup();
+  private readonly probeHead: () => Promise<Position | undefined>;
   private constructor(
     private readonly pool: pg.Pool,
     private readonly epoch: number,
     private readonly pollIntervalMs: number,
-  ) {}
+  ) {
+    this.probeHead = sharedHeadProbe(() => this.headPosition(), pollIntervalMs / 2);
+  }
 
   /** Creates the tables if needed and checks the epoch. The pool stays the caller's. */
   static async open(pool: pg.Pool, options: PostgresEventStoreOptions = {}): Promise<PostgresEventStore> {
@@ -302,7 +305,7 @@ export class PostgresEventStore implements EventStore {
   }
 
   subscribeToAll(options: SubscribeToAllOptions = {}): Subscription {
-    return pollingSubscription(this, this.wakeup, this.pollIntervalMs, options);
+    return pollingSubscription(this, this.wakeup, this.pollIntervalMs, options, this.probeHead);
   }
 
   async headPosition(): Promise<Position | undefined> {

@@ -105,6 +105,35 @@ describe.skipIf(!hasPostgres)('PostgreSQL adapter under real concurrency', () =>
     }
   });
 
+  it('a live subscription delivers what another process appends, and only reads once the head moves', async () => {
+    // Another process: its own pool and store on the same schema, whose appends wake nothing here.
+    const other = await PostgresEventStore.open(db.newPool());
+    const watcher = await PostgresEventStore.open(db.pool, { pollIntervalMs: 50 });
+    const category = `far${randomUUID().replaceAll('-', '').slice(0, 8)}`;
+    const subscription = watcher.subscribeToAll({ after: await watcher.headPosition(), filter: { categories: [category] } });
+    const reads = { count: 0 };
+    const readAll = watcher.readAll.bind(watcher);
+    watcher.readAll = (options) => {
+      reads.count += 1;
+      return readAll(options);
+    };
+    const seen: string[] = [];
+    const iterator = subscription[Symbol.asyncIterator]();
+    for (let m = await iterator.next(); !m.done && m.value.kind !== 'caughtUp'; m = await iterator.next());
+    reads.count = 0;
+    const waiting = iterator.next();
+    await sleep(500);
+    // Idle: ten poll intervals went by with nothing new, and no read was made.
+    expect(reads.count).toBe(0);
+    const written = await other.appendToStream(`${category}-${randomUUID()}`, [{ id: randomUUID(), type: 'far.appended', data: {} }]);
+    for (let m = await waiting; !m.done; m = await iterator.next()) {
+      if (m.value.kind === 'event') seen.push(m.value.event.id);
+      if (m.value.kind === 'checkpoint' && m.value.position >= written.position) break;
+    }
+    expect(seen).toHaveLength(1);
+    await subscription.unsubscribe();
+  });
+
   it('a later transaction that commits first is not delivered before a slow earlier one', async () => {
     const slow = await db.pool.connect();
     const fast = await db.pool.connect();
