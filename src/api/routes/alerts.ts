@@ -37,19 +37,30 @@ type ListRow = Omit<AlertRow, (typeof LIST_TIMESTAMPS)[number] | 'entity_values'
 
 const iso = (date: Date | string | null) => (typeof date === 'string' ? date : (date?.toISOString() ?? null));
 
-/** An alert as a list shows it: alertView of a ListRow. */
+type Timestamps = Record<(typeof LIST_TIMESTAMPS)[number], string | null>;
+
+/** An alert as a list shows it, its timestamps as the database formatted them. */
 function listView(row: ListRow) {
-  return alertView({
-    ...row,
+  // Not a spread of the row with the formatted timestamps over it: that copy cost more than
+  // everything else done with a page of 50 (8 % of the list server's CPU).
+  return view(row, {
     occurred_at: row.occurred_at_iso,
     first_seen: row.first_seen_iso,
     last_seen: row.last_seen_iso,
     created_at: row.created_at_iso,
     updated_at: row.updated_at_iso,
-  } as unknown as AlertRow);
+  });
 }
 
 export function alertView(row: AlertRow, raw?: Record<string, unknown>) {
+  return view(
+    row,
+    { occurred_at: iso(row.occurred_at), first_seen: iso(row.first_seen), last_seen: iso(row.last_seen), created_at: iso(row.created_at), updated_at: iso(row.updated_at) },
+    raw,
+  );
+}
+
+function view(row: Omit<AlertRow, keyof Timestamps | 'entity_values' | 'severity_rank'>, times: Timestamps, raw?: Record<string, unknown>) {
   return {
     id: row.id,
     tenant_id: row.tenant_id,
@@ -66,11 +77,11 @@ export function alertView(row: AlertRow, raw?: Record<string, unknown>) {
     rule: row.rule,
     correlation_key: row.correlation_key,
     occurrences: row.occurrences,
-    occurred_at: iso(row.occurred_at),
-    first_seen: iso(row.first_seen),
-    last_seen: iso(row.last_seen),
-    created_at: iso(row.created_at),
-    updated_at: iso(row.updated_at),
+    occurred_at: times.occurred_at,
+    first_seen: times.first_seen,
+    last_seen: times.last_seen,
+    created_at: times.created_at,
+    updated_at: times.updated_at,
     ...(raw !== undefined ? { raw } : {}),
   };
 }
