@@ -43,6 +43,19 @@ async function appendInTransaction(
   }
 }
 
+/**
+ * Waits until the head has reached `position`: another test file's open transaction, anywhere on
+ * the shared server, holds every reader's horizon back for a moment.
+ */
+async function settled(store: EventStore, position: Position): Promise<Position> {
+  for (let waited = 0; waited < 10_000; waited += 10) {
+    const head = await store.headPosition();
+    if (head !== undefined && head >= position) return head;
+    await sleep(10);
+  }
+  throw new Error(`the head never reached ${position}`);
+}
+
 async function readWholeLog(store: EventStore): Promise<RecordedEvent[]> {
   const events: RecordedEvent[] = [];
   let after: Position | undefined;
@@ -87,16 +100,19 @@ describe.skipIf(!hasPostgres)('PostgreSQL adapter under real concurrency', () =>
 
   it('multi-stream appends racing over shared streams, in opposite orders, all land: no deadlock, each stream contiguous, the log in revision order', async () => {
     const streams = Array.from({ length: 6 }, () => `multi-${randomUUID()}`);
+    let last = '' as Position;
     const writers = Array.from({ length: 8 }, async (_, w) => {
       for (let round = 0; round < 15; round += 1) {
         const picked = [...streams].sort(() => Math.random() - 0.5).slice(0, 2 + randomInt(4));
         if (w % 2) picked.reverse();
-        await store.multiStreamAppend(
+        const results = await store.multiStreamAppend(
           picked.map((streamId) => ({ streamId, expectedRevision: 'any' as const, events: [{ id: randomUUID(), type: 'multi.appended', data: { w, round } }] })),
         );
+        for (const { position } of results) if (position > last) last = position;
       }
     });
     await Promise.all(writers);
+    await settled(store, last);
     const log = (await readWholeLog(store)).filter((e) => streams.includes(e.streamId));
     for (const stream of streams) {
       const revisions = log.filter((e) => e.streamId === stream).map((e) => e.revision);
@@ -110,7 +126,9 @@ describe.skipIf(!hasPostgres)('PostgreSQL adapter under real concurrency', () =>
     const other = await PostgresEventStore.open(db.newPool());
     const watcher = await PostgresEventStore.open(db.pool, { pollIntervalMs: 50 });
     const category = `far${randomUUID().replaceAll('-', '').slice(0, 8)}`;
-    const subscription = watcher.subscribeToAll({ after: await watcher.headPosition(), filter: { categories: [category] } });
+    // From the last event of this schema on, once visible: only a new append can move the head.
+    const { position: latest } = await other.appendToStream(`warmup-${randomUUID()}`, [{ id: randomUUID(), type: 'far.warmup', data: {} }]);
+    const subscription = watcher.subscribeToAll({ after: await settled(watcher, latest), filter: { categories: [category] } });
     const reads = { count: 0 };
     const readAll = watcher.readAll.bind(watcher);
     watcher.readAll = (options) => {
