@@ -76,6 +76,9 @@ export class JetStreamIngestQueue implements IngestQueue {
     // goes into the next group together.
     const waiting: { message: JsMsg; batch: IngestBatch }[] = [];
     let wake: (() => void) | undefined;
+    // The pump stops taking deliveries while `buffered` wait: unacknowledged, they would
+    // otherwise pile up in memory up to the consumer's max_ack_pending, and outlive ack_wait.
+    let room: (() => void) | undefined;
     const pump = async () => {
       while (!stopped) {
         try {
@@ -90,6 +93,7 @@ export class JetStreamIngestQueue implements IngestQueue {
               message.term();
             }
             wake?.();
+            while (waiting.length >= this.buffered && !stopped) await new Promise<void>((resolve) => (room = resolve));
             if (stopped) break;
           }
         } catch (error) {
@@ -109,7 +113,8 @@ export class JetStreamIngestQueue implements IngestQueue {
           continue;
         }
         const taken = waiting.splice(0, groupSize(waiting.map(({ batch }) => batch.items.length)));
-        const keepAlive = setInterval(() => taken.forEach(({ message }) => message.working()), 20_000);
+        room?.();
+        const keepAlive = setInterval(() => [...taken, ...waiting].forEach(({ message }) => message.working()), 20_000);
         try {
           const outcomes = await handleTogether(
             taken.map(({ batch }) => batch),
@@ -137,6 +142,7 @@ export class JetStreamIngestQueue implements IngestQueue {
         stopped = true;
         current?.stop();
         wake?.();
+        room?.();
         await Promise.all([pumping, working]);
       },
     };
