@@ -111,7 +111,7 @@ async function fuseItem(uow: UnitOfWork, settings: FusionSettings, batch: Ingest
     const stream = correlationStream(batch.tenant_id, key);
     const correlation = await uow.load(correlationDecider, stream);
     const candidate = correlation.state.alertId;
-    const open = candidate ? await isOpen(uow, candidate) : false;
+    const open = candidate ? await isLive(uow, candidate, { open: true }) : false;
     const at = new Date(item.alert.occurred_at);
     const target = collectingAlert(correlation.state, at, settings.correlationWindowSeconds, open);
     if (target && target !== item.alert_id) {
@@ -134,12 +134,8 @@ async function fuseItem(uow: UnitOfWork, settings: FusionSettings, batch: Ingest
   );
 }
 
-async function isLive(uow: UnitOfWork, alertId: string): Promise<boolean> {
+/** Whether the alert exists and is not deleted; `open`: nor resolved or a false positive. */
+async function isLive(uow: UnitOfWork, alertId: string, { open = false } = {}): Promise<boolean> {
   const { state } = await uow.load(alertDecider, alertStream(alertId));
-  return state.exists && !state.deleted;
-}
-
-async function isOpen(uow: UnitOfWork, alertId: string): Promise<boolean> {
-  const { state } = await uow.load(alertDecider, alertStream(alertId));
-  return state.exists && !state.deleted && !CLOSED.has(state.status);
+  return state.exists && !state.deleted && !(open && CLOSED.has(state.status));
 }
