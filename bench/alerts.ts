@@ -53,7 +53,13 @@ const LIST_TENANT_SHARE = 0.8;
 const PARTS = (process.env.BENCH_ALERTS_PARTS ?? 'submit,ingest,list').split(',');
 
 const RUN = randomBytes(4).toString('hex');
-const SCHEMA = `bench_alerts_${RUN}`;
+/**
+ * BENCH_LIST_SCHEMA=<schema kept by BENCH_KEEP_SCHEMA=1>: the list part alone, again, on that
+ * filled read model (no fill, the schema kept), with the token and assignees that run saved.
+ */
+const REUSED_SCHEMA = process.env.BENCH_LIST_SCHEMA;
+const SCHEMA = REUSED_SCHEMA ?? `bench_alerts_${RUN}`;
+const keptFile = (schema: string) => join(tmpdir(), `aisoc-bench-${schema}.json`);
 const NAMESPACE = `benchal_${RUN}`;
 
 const round = (n: number, digits = 0) => Number(n.toFixed(digits));
@@ -558,7 +564,7 @@ function cleanup(): Promise<void> {
 async function doCleanup(): Promise<void> {
   if (server) await stopServer(server).catch(() => undefined);
   // BENCH_KEEP_SCHEMA=1 leaves the schema (for EXPLAIN on the filled read model); drop it by hand.
-  if (process.env.BENCH_KEEP_SCHEMA === '1') log(`kept schema ${SCHEMA}`);
+  if (process.env.BENCH_KEEP_SCHEMA === '1' || REUSED_SCHEMA) log(`kept schema ${SCHEMA}`);
   else await adminQuery(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch((error: unknown) => log(`dropping ${SCHEMA}: ${String(error)}`));
   // The namespace's JetStream streams (ingest queue, event fan-out).
   try {
@@ -575,44 +581,54 @@ async function doCleanup(): Promise<void> {
   }
 }
 
+/** A fresh schema and a serve process on it: the admin's token, an API key for writes, list assignees. */
+async function signIn() {
+  await adminQuery(`CREATE SCHEMA ${SCHEMA}`);
+  server = await startServer();
+  const base = server.url;
+  const { access_token } = await call<{ access_token: string }>(`${base}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: 'admin@aisoc.local', password: 'changeme' }),
+  });
+  const bearer = { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' };
+  const me = await call<{ id: string; tenant_id: string }>(`${base}/api/v1/users/me`, { headers: bearer });
+  const { key } = await call<{ key: string }>(`${base}/api/v1/api-keys`, {
+    method: 'POST',
+    headers: bearer,
+    body: JSON.stringify({ name: 'bench ingest', permissions: ['alerts:write', 'alerts:read'] }),
+    expect: 201,
+  });
+  return { access_token, key, tenant_id: me.tenant_id, assignees: [me.id, ...Array.from({ length: 7 }, () => randomUUID())] };
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const load = sampleLoad();
   const machineInfo = await machine();
   log(`machine: ${JSON.stringify(machineInfo)}`);
   log(`schema ${SCHEMA}, NATS namespace ${NAMESPACE}`);
-  await adminQuery(`CREATE SCHEMA ${SCHEMA}`);
-  server = await startServer();
-  const base = server.url;
   const pool = serverPool(SCHEMA, 4);
   try {
-    const { access_token } = await call<{ access_token: string }>(`${base}/api/v1/auth/login`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ email: 'admin@aisoc.local', password: 'changeme' }),
-    });
-    const bearer = { authorization: `Bearer ${access_token}`, 'content-type': 'application/json' };
-    const me = await call<{ id: string; tenant_id: string }>(`${base}/api/v1/users/me`, { headers: bearer });
-    const { key } = await call<{ key: string }>(`${base}/api/v1/api-keys`, {
-      method: 'POST',
-      headers: bearer,
-      body: JSON.stringify({ name: 'bench ingest', permissions: ['alerts:write', 'alerts:read'] }),
-      expect: 201,
-    });
-    const assignees = [me.id, ...Array.from({ length: 7 }, () => randomUUID())];
+    const { access_token, key, tenant_id, assignees } = REUSED_SCHEMA
+      ? (JSON.parse(await readFile(keptFile(REUSED_SCHEMA), 'utf8')) as { access_token: string; key: string; tenant_id: string; assignees: string[] })
+      : await signIn();
+    if (process.env.BENCH_KEEP_SCHEMA === '1') await writeFile(keptFile(SCHEMA), JSON.stringify({ access_token, key, tenant_id, assignees }));
 
-    const submitted = PARTS.includes('submit') ? await benchSubmit(base, key, server.child.pid!) : null;
+    const submitted = server && PARTS.includes('submit') ? await benchSubmit(server.url, key, server.child.pid!) : null;
     log(`submit: ${JSON.stringify(submitted)}`);
-    const ingested = PARTS.includes('ingest') ? await benchIngest(base, key, pool, me.tenant_id, server.child.pid!) : null;
+    const ingested = server && PARTS.includes('ingest') ? await benchIngest(server.url, key, pool, tenant_id, server.child.pid!) : null;
     log(`ingest: ${JSON.stringify(ingested)}`);
     // The serve process's peak, over submit and ingest.
-    const rss = await peakRssMb(server.child.pid!);
+    const rss = server ? await peakRssMb(server.child.pid!) : null;
     let filled = null;
     let listed: (Awaited<ReturnType<typeof benchList>> & { list_server_cpu_ms_per_request?: number }) | null = null;
     let readerRss = null;
     if (PARTS.includes('list')) {
-      await stopServer(server);
-      filled = await fillReadModel(pool, READ_MODEL_ALERTS, me.tenant_id, assignees);
+      if (server) {
+        await stopServer(server);
+        filled = await fillReadModel(pool, READ_MODEL_ALERTS, tenant_id, assignees);
+      }
       // What autovacuum does after a bulk load, done now rather than whenever it gets to it.
       const physical = (await pool.query<{ t: string }>(`SELECT 'alerts_v' || version AS t FROM projections WHERE name = 'alerts' AND status = 'live'`)).rows[0]!.t;
       await pool.query(`VACUUM ANALYZE ${physical}`);
@@ -642,7 +658,7 @@ async function main(): Promise<void> {
         process: 'node bin/aisoc.js serve (submit, ingest; rss_mb_peak); bench/alerts-reader.ts, the same app with no projections running (list; rss_mb_peak_reader)',
         database: 'postgres server',
         queue: 'NATS JetStream',
-        log_level: server.env.AISOC_LOG_LEVEL,
+        log_level: server?.env.AISOC_LOG_LEVEL,
         auth_for_writes: 'API key (X-API-Key)',
       },
       machine: { ...machineInfo, loadavg_1m_during: load(), loadavg_at_end: loadavg().map((l) => round(l, 2)), bench_seconds: round((performance.now() - started) / 1000) },
