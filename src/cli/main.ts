@@ -82,7 +82,7 @@ projections
       reports.map((r) => ({
         projection: r.name,
         version: r.version,
-        status: r.status,
+        status: r.outdated ? `${r.status} (outdated)` : r.status,
         checkpoint: r.position ?? '(start)',
         applied: r.events_applied,
         lag: r.lag === null ? '-' : `${r.lag.events}${r.lag.capped ? '+' : ''} events`,

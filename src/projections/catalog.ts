@@ -13,6 +13,8 @@ export interface ProjectionsTable {
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
   activated_at: Date | null;
+  /** The code's definition of the read model this version was built by (definitionOf). */
+  definition: string | null;
 }
 
 export const CATALOG_DDL = /* sql */ `
@@ -32,6 +34,7 @@ CREATE TABLE IF NOT EXISTS projections (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS projections_one_live ON projections (name) WHERE status = 'live';
 CREATE UNIQUE INDEX IF NOT EXISTS projections_one_building ON projections (name) WHERE status = 'building';
+ALTER TABLE projections ADD COLUMN IF NOT EXISTS definition text;
 `;
 
 /** Serialises DDL between processes that start together against one database. */

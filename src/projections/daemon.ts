@@ -3,7 +3,7 @@ import { sql, type Kysely } from 'kysely';
 import type { Position } from '../../eventstore/port.js';
 import { AppError } from '../domain/errors.js';
 import { CATALOG_DDL, positionAtLeast, withDdlLock } from './catalog.js';
-import { isReactor, physicalTable, type Projection } from './projection.js';
+import { definitionOf, isReactor, physicalTable, type Projection } from './projection.js';
 import { ProjectionRunner, type RunnerDeps, type RunnerOptions } from './runner.js';
 import type { Tables } from './tables.js';
 
@@ -12,6 +12,8 @@ export interface ProjectionStatus {
   kind: 'read_model' | 'reactor';
   version: number;
   status: 'building' | 'live' | 'retired';
+  /** Built by other code than this process runs: replaced by a rebuild, not fed. */
+  outdated: boolean;
   position: string | null;
   events_applied: number;
   lease_owner: string | null;
@@ -91,7 +93,10 @@ export class ProjectionDaemon {
         if (existing) continue;
         const ddl = [projection.createTables((t) => physicalTable(t, 1)), ...(projection.createIndexes?.((t) => physicalTable(t, 1)) ?? [])].join(';\n');
         if (ddl.trim()) await sql.raw(ddl).execute(trx);
-        await trx.insertInto('projections').values({ name: projection.name, version: 1, status: 'live', activated_at: new Date() }).execute();
+        await trx
+          .insertInto('projections')
+          .values({ name: projection.name, version: 1, status: 'live', activated_at: new Date(), definition: definitionOf(projection) })
+          .execute();
         await pointViewsAt(trx, projection, 1);
       }
     });
@@ -103,7 +108,15 @@ export class ProjectionDaemon {
     if (this.options.runAll === false) return;
     await this.syncWithCatalog();
     const poll = this.options.catalogPollMs ?? 2000;
-    this.catalogTimer = setInterval(() => void this.syncWithCatalog().catch(() => undefined), poll);
+    // One at a time: a switch in progress builds indexes, which can outlast the interval.
+    let syncing = false;
+    this.catalogTimer = setInterval(() => {
+      if (syncing) return;
+      syncing = true;
+      void this.syncWithCatalog()
+        .catch(() => undefined)
+        .finally(() => (syncing = false));
+    }, poll);
     this.catalogTimer.unref();
   }
 
@@ -114,18 +127,37 @@ export class ProjectionDaemon {
     this.runners.clear();
   }
 
-  /** Starts a runner for every live or building version this process does not run yet. */
+  /**
+   * Starts a runner for every live or building version this process does not run yet. A read
+   * model whose live version was built by other code (an earlier release) is not fed by this
+   * code: a version with this code's definition is built beside it, and replaces it once it
+   * has reached the head. Readers meanwhile read the old version as it was.
+   */
   private async syncWithCatalog(): Promise<void> {
     if (this.stopped) return;
-    const rows = await this.db.selectFrom('projections').select(['name', 'version', 'status']).where('status', '!=', 'retired').execute();
+    const rows = await this.db.selectFrom('projections').select(['name', 'version', 'status', 'definition']).where('status', '!=', 'retired').execute();
     for (const row of rows) {
       if (row.status === 'live') this.seenLive.add(key(row.name, row.version));
       const projection = this.byName.get(row.name);
-      if (projection) this.runnerFor(projection, row.version);
+      if (!projection) continue;
+      if (this.isOutdated(projection, row.definition)) {
+        // build() replaces a building version of other code, or starts one beside the live.
+        if (row.status === 'building' || !rows.some((r) => r.name === row.name && r.status === 'building')) await this.build(row.name);
+        continue;
+      }
+      const runner = this.runnerFor(projection, row.version);
+      const live = rows.find((r) => r.name === row.name && r.status === 'live');
+      if (row.status === 'building' && runner.caughtUp && (!live || this.isOutdated(projection, live.definition))) {
+        await this.switchToBuilt(row.name).catch((error: unknown) => this.deps.logger.warn({ err: error, projection: row.name }, 'switching to the rebuilt version failed'));
+      }
     }
     for (const [k, runner] of this.runners) {
       if (runner.isRetired) this.runners.delete(k);
     }
+  }
+
+  private isOutdated(projection: Projection, definition: string | null): boolean {
+    return !isReactor(projection) && definition !== definitionOf(projection);
   }
 
   private runnerFor(projection: Projection, version: number): ProjectionRunner {
@@ -236,6 +268,7 @@ export class ProjectionDaemon {
         kind: projection && isReactor(projection) ? 'reactor' : 'read_model',
         version: row.version,
         status: row.status,
+        outdated: projection !== undefined && row.status !== 'retired' && this.isOutdated(projection, row.definition),
         position: row.position,
         events_applied: Number(row.events_applied),
         lease_owner: row.lease_owner,
@@ -259,14 +292,20 @@ export class ProjectionDaemon {
   async build(name: string): Promise<ProjectionRunner> {
     const projection = this.projection(name);
     if (isReactor(projection)) throw new AppError('invalid', `${name} has side effects; rebuilding it would fire them again`);
+    const definition = definitionOf(projection);
     const version = await withDdlLock(this.db, async (trx) => {
       const building = await trx
         .selectFrom('projections')
-        .select('version')
+        .select(['version', 'definition'])
         .where('name', '=', name)
         .where('status', '=', 'building')
         .executeTakeFirst();
-      if (building) return building.version;
+      if (building?.definition === definition) return building.version;
+      if (building) {
+        // Started by other code: what it built is not what this code would.
+        await trx.updateTable('projections').set({ status: 'retired', lease_owner: null }).where('name', '=', name).where('version', '=', building.version).execute();
+        for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, building.version)}`).execute(trx);
+      }
       const { max } = await trx
         .selectFrom('projections')
         .select((eb) => eb.fn.max('version').as('max'))
@@ -275,7 +314,7 @@ export class ProjectionDaemon {
       const next = (max ?? 0) + 1;
       for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, next)}`).execute(trx);
       await sql.raw(projection.createTables((t) => physicalTable(t, next))).execute(trx);
-      await trx.insertInto('projections').values({ name, version: next, status: 'building' }).execute();
+      await trx.insertInto('projections').values({ name, version: next, status: 'building', definition }).execute();
       return next;
     });
     return this.runnerFor(projection, version);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   OperationNodeTransformer,
   type KyselyPlugin,
@@ -21,6 +22,11 @@ export interface Projection<DB = any> {
   name: string;
   /** Omitted: every event. */
   filter?: EventFilter;
+  /**
+   * Bumped when `apply` changes what it writes for the same events (a change of tables or
+   * indexes is seen without it): the version built by other code is then rebuilt.
+   */
+  revision?: number;
   /** Logical names of the tables this projection owns. */
   tables: readonly string[];
   /** DDL for one version; `table(logical)` is that version's physical name. */
@@ -43,6 +49,17 @@ export interface Projection<DB = any> {
 }
 
 export const isReactor = (projection: Projection): boolean => projection.react !== undefined;
+
+/**
+ * What a read model's versions are built by: its revision and a digest of its tables and
+ * indexes. A live version whose definition differs was built by other code (an earlier
+ * release) and is rebuilt, not fed by this code. Reactors have none: they are never rebuilt.
+ */
+export function definitionOf(projection: Projection): string | null {
+  if (isReactor(projection)) return null;
+  const ddl = [projection.createTables((t) => t), ...(projection.createIndexes?.((t) => t) ?? [])].join(';\n');
+  return `r${projection.revision ?? 1}:${createHash('sha256').update(ddl).digest('hex').slice(0, 16)}`;
+}
 
 export const physicalTable = (logical: string, version: number) => `${logical}_v${version}`;
 
