@@ -170,6 +170,33 @@ describe('alerts', () => {
     expect((await api.request('GET', '/api/v1/alerts?severity=apocalyptic', { token: analyst.token })).status).toBe(400);
   });
 
+  it('finds words, hosts, addresses and file names of the title and description', async () => {
+    const source = `words-${randomUUID().slice(0, 8)}`;
+    const ids = (
+      await ingest({
+        alerts: [
+          alert({ source, title: 'Beacon from WS-0019', description: 'cmd.exe reached 10.0.0.1 as Dave@Example.com' }),
+          alert({ source, title: 'Beacon from WS-0190', description: 'powershell.exe reached 10.0.0.12' }),
+        ],
+      })
+    ).body.alerts.map((a: { alert_id: string }) => a.alert_id);
+    await visible(ids[1]);
+    const search = async (q: string) => {
+      const response = await api.request('GET', `/api/v1/alerts?source=${source}&q=${encodeURIComponent(q)}`, { token: analyst.token });
+      expect(response.status, JSON.stringify(response.body)).toBe(200);
+      return response.body.items.map((a: { id: string }) => a.id).sort();
+    };
+    const both = [...ids].sort();
+    expect(await search('ws-0019')).toEqual([ids[0]]);
+    expect(await search('10.0.0.1')).toEqual([ids[0]]);
+    expect(await search('CMD.EXE')).toEqual([ids[0]]);
+    expect(await search('dave@example.com')).toEqual([ids[0]]);
+    expect(await search('beacon reached')).toEqual(both);
+    expect(await search('beacon mimikatz')).toEqual([]);
+    expect(await search('ws')).toEqual(both);
+    expect(await search('--')).toEqual([]);
+  });
+
   it("another tenant's alerts are not found and not listed", async () => {
     const id = (await ingest(alert())).body.alerts[0].alert_id;
     await visible(id);

@@ -10,14 +10,15 @@ import { alertDecider, alertStream } from '../../src/domain/alert.js';
 import { uuidV7Ids } from '../../src/lib/clock.js';
 import { definitionOf } from '../../src/projections/projection.js';
 import type { Runtime } from '../../src/runtime.js';
+import type { Position } from '../../eventstore/port.js';
 import { hasPostgres } from '../support/databases.js';
 import { testRuntime, type RuntimeKind, type TestRuntime } from '../support/runtime.js';
 
 const context: CommandContext = { tenantId: 'acme', actor: { type: 'system', id: 'upgrade-test' } };
 const kinds: RuntimeKind[] = hasPostgres ? ['server', 'embedded'] : ['embedded'];
 
-async function ingest(rt: Runtime, count: number): Promise<string | undefined> {
-  let position: string | undefined;
+async function ingest(rt: Runtime, count: number): Promise<Position | undefined> {
+  let position: Position | undefined;
   for (let i = 0; i < count; i += 1) {
     const id = uuidV7Ids.newId();
     const result = await handleCommand(rt.commands, alertDecider, alertStream(id), {
