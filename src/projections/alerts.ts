@@ -154,38 +154,48 @@ export const alertsProjection: Projection<AlertsTables> = {
     `CREATE INDEX IF NOT EXISTS ${t('alerts')}_tenant_severity ON ${t('alerts')} (tenant_id, severity_rank, created_at DESC, id DESC)`,
     `CREATE INDEX IF NOT EXISTS ${t('alerts')}_correlation ON ${t('alerts')} (tenant_id, correlation_key, last_seen DESC) WHERE correlation_key IS NOT NULL`,
   ],
+  // An alert whose stream begins in a batch (revision 0 is its alert.ingested) has no row
+  // before it: its rows are written without waiting for the batch before to commit.
+  async applyIndependent(trx, events) {
+    const beginning = new Set(events.filter((e) => e.recorded.revision === 0n).map((e) => e.recorded.streamId));
+    if (beginning.size === 0) return events;
+    await writeBatch(trx, events.filter((e) => beginning.has(e.recorded.streamId)), []);
+    return events.filter((e) => !beginning.has(e.recorded.streamId));
+  },
   async apply(trx, events) {
-    // An alert whose stream starts in this batch (revision 0 is its alert.ingested) cannot have
-    // a row yet: only the others are looked up. Most batches are new alerts.
-    const fresh = new Set(events.filter((e) => e.recorded.revision === 0n).map((e) => alertIdOf(e.recorded.streamId)));
-    const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))].filter((id) => !fresh.has(id));
-    const existing = ids.length > 0 ? await trx.selectFrom('alerts').selectAll().where('id', 'in', ids).execute() : [];
-    const rows = new Map<string, AlertRow | undefined>(existing.map((row) => [row.id, row as AlertRow]));
-    const touched = new Set<string>();
-    for (const stored of events as StoredEvent<AlertEvent>[]) {
-      const id = alertIdOf(stored.recorded.streamId);
-      rows.set(id, evolveRow(rows.get(id), stored));
-      touched.add(id);
-    }
-    const upserts = [...touched].flatMap((id) => {
-      const row = rows.get(id);
-      return row ? [row] : [];
-    });
-    const removed = [...touched].filter((id) => rows.get(id) === undefined);
-    const aliases = (events as StoredEvent<AlertEvent>[]).flatMap(({ event, recorded, metadata }) =>
-      event.type === 'alert.merged_into'
-        ? [{ alias_id: alertIdOf(recorded.streamId), alert_id: event.data.target_alert_id, tenant_id: metadata.tenant_id }]
-        : [],
-    );
-    if (aliases.length > 0) await trx.insertInto('alert_aliases').values(aliases).onConflict((oc) => oc.column('alias_id').doNothing()).execute();
-    // New alerts are plain inserts; only those that already had a row take the upsert path.
-    const known = new Set(existing.map((row) => row.id));
-    for (const [rows, upsert] of [[upserts.filter((r) => !known.has(r.id)), false], [upserts.filter((r) => known.has(r.id)), true]] as const) {
-      if (rows.length > 0) await writeAlerts(trx, rows, upsert);
-    }
-    if (removed.length > 0) await trx.deleteFrom('alerts').where('id', 'in', removed).execute();
+    const ids = [...new Set(events.map((e) => alertIdOf(e.recorded.streamId)))];
+    const existing = await trx.selectFrom('alerts').select(COLUMNS).where('id', 'in', ids).execute();
+    await writeBatch(trx, events, existing as AlertRow[]);
   },
 };
+
+/** Folds a batch into the rows it starts from (`existing`) and writes the result. */
+async function writeBatch(trx: Transaction<AlertsTables>, events: StoredEvent[], existing: AlertRow[]): Promise<void> {
+  const rows = new Map<string, AlertRow | undefined>(existing.map((row) => [row.id, row]));
+  const touched = new Set<string>();
+  for (const stored of events as StoredEvent<AlertEvent>[]) {
+    const id = alertIdOf(stored.recorded.streamId);
+    rows.set(id, evolveRow(rows.get(id), stored));
+    touched.add(id);
+  }
+  const upserts = [...touched].flatMap((id) => {
+    const row = rows.get(id);
+    return row ? [row] : [];
+  });
+  const removed = [...touched].filter((id) => rows.get(id) === undefined);
+  const aliases = (events as StoredEvent<AlertEvent>[]).flatMap(({ event, recorded, metadata }) =>
+    event.type === 'alert.merged_into'
+      ? [{ alias_id: alertIdOf(recorded.streamId), alert_id: event.data.target_alert_id, tenant_id: metadata.tenant_id }]
+      : [],
+  );
+  if (aliases.length > 0) await trx.insertInto('alert_aliases').values(aliases).onConflict((oc) => oc.column('alias_id').doNothing()).execute();
+  // New alerts are plain inserts; only those that already had a row take the upsert path.
+  const known = new Set(existing.map((row) => row.id));
+  for (const [rows, upsert] of [[upserts.filter((r) => !known.has(r.id)), false], [upserts.filter((r) => known.has(r.id)), true]] as const) {
+    if (rows.length > 0) await writeAlerts(trx, rows, upsert);
+  }
+  if (removed.length > 0) await trx.deleteFrom('alerts').where('id', 'in', removed).execute();
+}
 
 /** Each column's SQL type, for passing the rows as one array per column. */
 const COLUMN_TYPES: Record<(typeof COLUMNS)[number], string> = {

@@ -41,6 +41,13 @@ export interface Projection<DB = any> {
   /** Applies a batch in the runner's transaction; the names it uses are the logical ones. */
   apply?(trx: Transaction<DB>, events: StoredEvent[]): Promise<void>;
   /**
+   * The writes of a batch that no earlier batch can change (for rows kept per stream: the
+   * streams that begin in the batch), made in the batch's transaction before it waits for the
+   * batch before to commit: while catching up, the database then writes two batches at once.
+   * Returns the events left for `apply`, which runs once the batch before has committed.
+   */
+  applyIndependent?(trx: Transaction<DB>, events: StoredEvent[]): Promise<StoredEvent[]>;
+  /**
    * A reactor's side effects, done before the checkpoint commits and outside any transaction
    * (a network call must not hold the horizon back): at least once, so the receiving end
    * deduplicates by event id. Reactors are never rebuilt: that would fire them again.

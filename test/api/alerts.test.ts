@@ -53,6 +53,23 @@ describe('alerts', () => {
     expect(read.headers.get('etag')).toBe('W/"0"');
   });
 
+  it('reads back text with quotes, backslashes, braces, commas, NULL and line breaks as it was sent', async () => {
+    const awkward = ['say "hi"', 'C:\\Windows\\cmd.exe', '{a,b}', 'NULL', 'two\nlines', ' spaced ', 'ünï €'];
+    const sent = alert({
+      title: awkward.join(' | '),
+      description: awkward.join('\t'),
+      entities: awkward.map((value) => ({ type: 'file', value })),
+    });
+    const id = (await ingest(sent)).body.alerts[0].alert_id;
+    await visible(id);
+    const tagged = await api.request('PATCH', `/api/v1/alerts/${id}`, { token: analyst.token, body: { tags: awkward } });
+    expect(tagged.status).toBe(200);
+    const read = (await visible(id, analyst, (a) => a.tags.length > 0)).body;
+    expect(read).toMatchObject({ title: sent.title, description: sent.description, entities: sent.entities, tags: awkward });
+    const listed = await api.request('GET', `/api/v1/alerts?source=edr&q=${encodeURIComponent('cmd.exe')}`, { token: analyst.token });
+    expect(listed.body.items.find((a: { id: string }) => a.id === id)).toMatchObject({ title: sent.title, entities: sent.entities, tags: awkward });
+  });
+
   it('the same source reference is the same alert: a second sighting counts, no second alert', async () => {
     const sent = alert();
     const first = (await ingest(sent)).body.alerts[0].alert_id;
