@@ -57,15 +57,22 @@ export interface Projection<DB = any> {
 
 export const isReactor = (projection: Projection): boolean => projection.react !== undefined;
 
+/** Asked for every catalog row at every sync: computed once per projection. */
+const definitions = new WeakMap<Projection, string | null>();
+
 /**
  * What a read model's versions are built by: its revision and a digest of its tables and
  * indexes. A live version whose definition differs was built by other code (an earlier
  * release) and is rebuilt, not fed by this code. Reactors have none: they are never rebuilt.
  */
 export function definitionOf(projection: Projection): string | null {
-  if (isReactor(projection)) return null;
-  const ddl = [projection.createTables((t) => t), ...(projection.createIndexes?.((t) => t) ?? [])].join(';\n');
-  return `r${projection.revision ?? 1}:${createHash('sha256').update(ddl).digest('hex').slice(0, 16)}`;
+  let definition = definitions.get(projection);
+  if (definition === undefined) {
+    const ddl = [projection.createTables((t) => t), ...(projection.createIndexes?.((t) => t) ?? [])].join(';\n');
+    definition = isReactor(projection) ? null : `r${projection.revision ?? 1}:${createHash('sha256').update(ddl).digest('hex').slice(0, 16)}`;
+    definitions.set(projection, definition);
+  }
+  return definition;
 }
 
 export const physicalTable = (logical: string, version: number) => `${logical}_v${version}`;
