@@ -140,13 +140,18 @@ export class ProjectionDaemon {
       if (row.status === 'live') this.seenLive.add(key(row.name, row.version));
       const projection = this.byName.get(row.name);
       if (!projection) continue;
+      const live = rows.find((r) => r.name === row.name && r.status === 'live');
+      const building = rows.find((r) => r.name === row.name && r.status === 'building');
       if (this.isOutdated(projection, row.definition)) {
-        // build() replaces a building version of other code, or starts one beside the live.
-        if (row.status === 'building' || !rows.some((r) => r.name === row.name && r.status === 'building')) await this.build(row.name);
+        // The live version of other code: this code's is built beside it (build() replaces a
+        // build other code left). Such a build beside a live version of this code is not needed.
+        if (row.status === 'live' && (!building || this.isOutdated(projection, building.definition))) await this.build(row.name);
+        if (row.status === 'building' && live && !this.isOutdated(projection, live.definition)) {
+          await withDdlLock(this.db, (trx) => retireBuild(trx, projection, row.version));
+        }
         continue;
       }
       const runner = this.runnerFor(projection, row.version);
-      const live = rows.find((r) => r.name === row.name && r.status === 'live');
       if (row.status === 'building' && runner.caughtUp && (!live || this.isOutdated(projection, live.definition))) {
         await this.switchToBuilt(row.name).catch((error: unknown) => this.deps.logger.warn({ err: error, projection: row.name }, 'switching to the rebuilt version failed'));
       }
@@ -301,11 +306,8 @@ export class ProjectionDaemon {
         .where('status', '=', 'building')
         .executeTakeFirst();
       if (building?.definition === definition) return building.version;
-      if (building) {
-        // Started by other code: what it built is not what this code would.
-        await trx.updateTable('projections').set({ status: 'retired', lease_owner: null }).where('name', '=', name).where('version', '=', building.version).execute();
-        for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, building.version)}`).execute(trx);
-      }
+      // Started by other code: what it built is not what this code would.
+      if (building) await retireBuild(trx, projection, building.version);
       const { max } = await trx
         .selectFrom('projections')
         .select((eb) => eb.fn.max('version').as('max'))
@@ -423,6 +425,20 @@ export class ProjectionDaemon {
       for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, version)}`).execute(trx);
     });
   }
+}
+
+/** Gives up a version being built (its runner's next commit fails its compare-and-swap). */
+async function retireBuild(trx: Kysely<any>, projection: Projection, version: number): Promise<void> {
+  const retired = await trx
+    .updateTable('projections')
+    .set({ status: 'retired', lease_owner: null })
+    .where('name', '=', projection.name)
+    .where('version', '=', version)
+    .where('status', '=', 'building')
+    .executeTakeFirst();
+  // Switched live meanwhile (by the process that built it): not given up after all.
+  if (Number(retired.numUpdatedRows) === 0) return;
+  for (const table of projection.tables) await sql.raw(`DROP TABLE IF EXISTS ${physicalTable(table, version)}`).execute(trx);
 }
 
 async function pointViewsAt(trx: Kysely<any>, projection: Projection, version: number): Promise<void> {

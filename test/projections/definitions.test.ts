@@ -83,6 +83,29 @@ describe.each(kinds)('a read model built by other code, on the %s database', (ki
     expect((await rt.daemon.status()).some((s) => s.outdated)).toBe(false);
   });
 
+  it('a build other code left beside a live version of this code is given up, its tables dropped', async () => {
+    fixture = await testRuntime(kind);
+    const first = fixture.runtime;
+    await first.daemon.waitFor(await ingest(first, 5), ['alerts']);
+    await first.close();
+    await reopenedDatabase(fixture, async (db) => {
+      await sql`CREATE TABLE alerts_v2 (id uuid PRIMARY KEY, headline text)`.execute(db);
+      await sql`INSERT INTO projections (name, version, status, definition) VALUES ('alerts', 2, 'building', 'r1:an-earlier-release')`.execute(db);
+    });
+
+    const rt = await fixture.reopen();
+    const rows = await until('the build to be given up', async () => {
+      const now = await catalog(rt);
+      return now.some((r) => r.name === 'alerts' && r.version === 2 && r.status === 'retired') ? now : undefined;
+    });
+    expect(rows.filter((r) => r.name === 'alerts').map((r) => [r.version, r.status])).toEqual([
+      [1, 'live'],
+      [2, 'retired'],
+    ]);
+    expect((await sql<{ t: string | null }>`SELECT to_regclass('alerts_v2')::text AS t`.execute(rt.database.db)).rows[0]!.t).toBeNull();
+    expect((await rt.daemon.status()).some((s) => s.outdated)).toBe(false);
+  });
+
   it('a catalog from before definitions were recorded has every read model rebuilt once, and no reactor', async () => {
     fixture = await testRuntime(kind);
     const first = fixture.runtime;
