@@ -171,9 +171,11 @@ export const casesProjection: Projection<CasesTables> = {
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
       closed_at timestamptz,
-      revision bigint NOT NULL
+      revision bigint NOT NULL,
+      search tsvector GENERATED ALWAYS AS (to_tsvector('simple', title || ' ' || description)) STORED
     );
     CREATE INDEX ${t('cases')}_tenant_created ON ${t('cases')} (tenant_id, created_at DESC, id DESC);
+    CREATE INDEX ${t('cases')}_search ON ${t('cases')} USING gin (search);
     CREATE INDEX ${t('cases')}_tenant_status ON ${t('cases')} (tenant_id, status, created_at DESC, id DESC);
     CREATE TABLE ${t('case_alerts')} (
       case_id uuid NOT NULL,
@@ -208,7 +210,8 @@ export const casesProjection: Projection<CasesTables> = {
   async apply(trx, events) {
     const stored = events as StoredEvent<CaseEvent>[];
     const ids = [...new Set(stored.map((e) => caseIdOf(e.recorded.streamId)))];
-    const existing = await trx.selectFrom('cases').selectAll().where('id', 'in', ids).execute();
+    // Not the generated search column: the rows are written back whole.
+    const existing = await trx.selectFrom('cases').select(CASE_COLUMNS).where('id', 'in', ids).execute();
     const rows = new Map<string, CaseRow | undefined>(existing.map((row) => [row.id, row as CaseRow]));
     const links: Insertable<CaseAlertRow>[] = [];
     const comments: Insertable<CaseCommentRow>[] = [];

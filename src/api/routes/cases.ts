@@ -121,7 +121,7 @@ export function casesRouter(rt: Runtime): Router {
     if (q.severity) query = query.where('severity_rank', '=', SEVERITY_RANK[q.severity as Severity]);
     if (q.assignee) query = query.where('assignee', '=', q.assignee);
     if (q.alert_id) query = query.where('id', 'in', db.selectFrom('case_alerts').select('case_id').where('alert_id', '=', q.alert_id));
-    if (q.q) query = query.where(sql<boolean>`to_tsvector('simple', title || ' ' || description) @@ plainto_tsquery('simple', ${q.q})`);
+    if (q.q) query = query.where(sql<boolean>`search @@ plainto_tsquery('simple', ${q.q})`);
     const page = await paginate(req, query, [
       { column: 'created_at', value: (r) => r.created_at, type: 'date' },
       { column: 'id', value: (r) => r.id },
