@@ -192,10 +192,10 @@ export class ProjectionRunner extends EventEmitter {
     // n + 1. The database keeps them in order: each moves the checkpoint from where the one
     // before leaves it, so it waits on that row until the one before commits (and finds the
     // checkpoint not where it expects, and gives up, if that one failed). Only a projection's
-    // independent writes (applyIndependent) come before that wait, and go on meanwhile. Once live, and
-    // always for a reactor (whose side effects go one batch at a time), a flush waits for its
-    // commit: live events arrive a few at a time, and meanwhile the next batch gathers (reading
-    // on would make many small commits, measured at 15 % more CPU per ingested alert).
+    // independent writes (applyIndependent) come before that wait, and go on meanwhile. Once
+    // live, and always for a reactor (whose side effects go one batch at a time), a flush waits
+    // for its commit: live events arrive a few at a time, and meanwhile the next batch gathers
+    // (reading on would make many small commits, measured at 15 % more CPU per ingested alert).
     let queued = from;
     const commits: Promise<typeof COMMITTED>[] = [];
     let checkpointHeld = Promise.resolve();
