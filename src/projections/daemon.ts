@@ -291,8 +291,9 @@ export class ProjectionDaemon {
   }
 
   /**
-   * Creates the next version of a projection (or takes over a build another process left
-   * unfinished) and runs it from the start of the log beside the live version.
+   * Creates the next version of a projection (or takes over a build another process of this
+   * code left unfinished; one that other code left is given up) and runs it from the start of
+   * the log beside the live version.
    */
   async build(name: string): Promise<ProjectionRunner> {
     const projection = this.projection(name);
